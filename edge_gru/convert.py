@@ -1,0 +1,86 @@
+"""``python -m edge_gru.convert``: train or load the GRU, build every stage, report the drift.
+
+Exit codes: 0 all gates passed; 1 a drift gate was breached (the report is still
+written); 2 bad input (missing or corrupt data, unreadable or unsupported model,
+bad flag or recipe value), always as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_GATE,
+    EXIT_OK,
+    OneLineParser,
+    fail,
+    positive_int,
+    quiet_tensorflow,
+)
+from .errors import EdgeGruError
+
+PROG = "edge_gru.convert"
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, help="IMDB folder or file (default: $EDGE_GRU_DATA, "
+                   "then Keras' cache)")
+    p.add_argument("--model", type=Path, help="your trained .keras/.h5 model instead of training")
+    p.add_argument("--out", type=Path, default=Path("build"), help="output folder (default build/)")
+    p.add_argument("--recipe", default=None, help="recipe TOML file or name in convert/ "
+                   "(default seed)")
+    p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    p.add_argument("--seed", type=int, help="override the recipe's seed")
+    p.add_argument("--max-eval", type=positive_int, help="evaluate on the first N test reviews")
+    p.add_argument("--stages", help="comma-separated stages to run (default: the recipe's)")
+    p.add_argument("--list-stages", action="store_true", help="list the stages and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def _list_stages() -> int:
+    from .stages import all_stages
+
+    for s in all_stages():
+        flag = " (opt-in)" if s.opt_in else ""
+        print(f"{s.name:28s} {s.kind:9s} {s.runtime:14s} {s.description}{flag}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_stages:
+        return _list_stages()
+    quiet_tensorflow()
+    from .pipeline import ConvertOptions, run_convert
+    from .report import stage_table
+
+    stages = None
+    if args.stages is not None:
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+        if not stages:
+            return fail(PROG, "--stages names no stage")
+    opts = ConvertOptions(
+        out=args.out, data=args.data, model=args.model, recipe=args.recipe, epochs=args.epochs,
+        seed=args.seed, max_eval=args.max_eval, stages=stages, quiet=args.quiet,
+    )
+    try:
+        result = run_convert(opts)
+    except EdgeGruError as exc:
+        return fail(PROG, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return fail(PROG, "interrupted; nothing was written", 130)
+    print(stage_table(result.stages))
+    print(f"float accuracy {result.report['float_accuracy']:.4f}; report: {result.out / 'report.md'}")
+    if not result.passed:
+        for breach in result.report["breaches"]:
+            print(f"drift gate breached: {breach}", file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
