@@ -21,11 +21,11 @@ from .cli_common import (
 )
 from .errors import EdgeGruError
 
-PROG = "edge_gru.convert"
+PROG = "python -m edge_gru.convert"
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, help="IMDB folder or file (default: $EDGE_GRU_DATA, "
                    "then Keras' cache)")
     p.add_argument("--model", type=Path, help="your trained .keras/.h5 model instead of training")

@@ -14,6 +14,7 @@ Stanford ``aclImdb`` folder or ``aclImdb_labeled.tar.gz`` + ``imdb_word_index.js
 from __future__ import annotations
 
 import os
+import pickle
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -188,7 +189,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as exc:
         raise EdgeGruError(f"{path} lacks array {exc}; expected the Keras IMDB layout") from exc
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as exc:
         raise EdgeGruError(f"{path} is not a readable .npz file ({type(exc).__name__})") from exc
     for split in SPLITS:
         if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]) or not len(arrays[f"x_{split}"]):
