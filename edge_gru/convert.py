@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from .cli_common import (
-    EXIT_BAD_INPUT,
     EXIT_GATE,
     EXIT_OK,
     OneLineParser,
@@ -26,12 +25,14 @@ PROG = "python -m edge_gru.convert"
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, help="IMDB folder or file (default: $EDGE_GRU_DATA, "
-                   "then Keras' cache)")
+    p.add_argument(
+        "--data", type=Path, help="IMDB folder or file (default: $EDGE_GRU_DATA, then Keras' cache)"
+    )
     p.add_argument("--model", type=Path, help="your trained .keras/.h5 model instead of training")
     p.add_argument("--out", type=Path, default=Path("build"), help="output folder (default build/)")
-    p.add_argument("--recipe", default=None, help="recipe TOML file or name in convert/ "
-                   "(default seed)")
+    p.add_argument(
+        "--recipe", default=None, help="recipe TOML file or name in convert/ (default seed)"
+    )
     p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--max-eval", type=positive_int, help="evaluate on the first N test reviews")
@@ -64,8 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         if not stages:
             return fail(PROG, "--stages names no stage")
     opts = ConvertOptions(
-        out=args.out, data=args.data, model=args.model, recipe=args.recipe, epochs=args.epochs,
-        seed=args.seed, max_eval=args.max_eval, stages=stages, quiet=args.quiet,
+        out=args.out,
+        data=args.data,
+        model=args.model,
+        recipe=args.recipe,
+        epochs=args.epochs,
+        seed=args.seed,
+        max_eval=args.max_eval,
+        stages=stages,
+        quiet=args.quiet,
     )
     try:
         result = run_convert(opts)
@@ -74,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail(PROG, "interrupted; nothing was written", 130)
     print(stage_table(result.stages))
-    print(f"float accuracy {result.report['float_accuracy']:.4f}; report: {result.out / 'report.md'}")
+    print(
+        f"float accuracy {result.report['float_accuracy']:.4f}; report: {result.out / 'report.md'}"
+    )
     if not result.passed:
         for breach in result.report["breaches"]:
             print(f"drift gate breached: {breach}", file=sys.stderr)

@@ -122,7 +122,9 @@ def resolve_source(data: str | Path | None = None) -> DataSource:
             return DataSource("aclimdb_tar", path, _find_word_index(path.parent))
         if path.suffix == ".npz":
             return DataSource("npz", path, _find_word_index(path.parent))
-        raise EdgeGruError(f"unsupported data file {path.name}: expected imdb.npz or aclImdb .tar.gz")
+        raise EdgeGruError(
+            f"unsupported data file {path.name}: expected imdb.npz or aclImdb .tar.gz"
+        )
     if (path / NPZ_NAME).is_file():
         return DataSource("npz", path / NPZ_NAME, _find_word_index(path))
     if (path / "aclImdb").is_dir():

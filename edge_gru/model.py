@@ -36,7 +36,7 @@ def set_determinism(seed: int) -> None:
 
 
 def build_model(config: ModelConfig) -> Any:
-    """``Embedding(vocab, embed_dim) -> GRU(units) -> Dense(1, sigmoid)``, compiled as the notebook."""
+    """``Embedding -> GRU -> Dense(1, sigmoid)``, compiled as in the notebook."""
     keras = _keras()
     model = keras.Sequential(
         [
@@ -102,9 +102,7 @@ def _layers(model: Any) -> list[Any]:
 def check_supported(model: Any) -> None:
     """Accept exactly Embedding -> GRU -> [Dropout...] -> Dense(1, sigmoid); name what is not."""
     keras = _keras()
-    layers = [
-        layer for layer in _layers(model) if not isinstance(layer, keras.layers.Dropout)
-    ]
+    layers = [layer for layer in _layers(model) if not isinstance(layer, keras.layers.Dropout)]
     kinds = [type(layer).__name__ for layer in layers]
     expected = ["Embedding", "GRU", "Dense"]
     if kinds != expected:
@@ -112,7 +110,9 @@ def check_supported(model: Any) -> None:
             f"unsupported model: layers {' -> '.join(kinds) or '(none)'}; "
             "expected Embedding -> GRU -> Dense(1) (Dropout allowed)"
         )
-    if not isinstance(layers[0], keras.layers.Embedding) or not isinstance(layers[1], keras.layers.GRU):
+    if not isinstance(layers[0], keras.layers.Embedding) or not isinstance(
+        layers[1], keras.layers.GRU
+    ):
         raise EdgeGruError("unsupported model: expected Keras Embedding and GRU layers")
     embedding, gru, dense = layers
     if getattr(embedding, "mask_zero", False):
@@ -121,7 +121,9 @@ def check_supported(model: Any) -> None:
     if gru.activation.__name__ != "tanh":
         problems.append(f"GRU activation {gru.activation.__name__} (need tanh)")
     if gru.recurrent_activation.__name__ != "sigmoid":
-        problems.append(f"GRU recurrent_activation {gru.recurrent_activation.__name__} (need sigmoid)")
+        problems.append(
+            f"GRU recurrent_activation {gru.recurrent_activation.__name__} (need sigmoid)"
+        )
     for flag in ("return_sequences", "return_state", "go_backwards", "stateful"):
         if getattr(gru, flag, False):
             problems.append(f"GRU {flag}=True")
@@ -184,8 +186,12 @@ def config_from_model(model: Any, base: ModelConfig) -> ModelConfig:
 
     w = extract_weights(model, model_maxlen(model, base.maxlen))
     return replace(
-        base, vocab=w.vocab, embed_dim=w.embed_dim, units=w.units,
-        maxlen=w.maxlen, reset_after=w.reset_after,
+        base,
+        vocab=w.vocab,
+        embed_dim=w.embed_dim,
+        units=w.units,
+        maxlen=w.maxlen,
+        reset_after=w.reset_after,
     )
 
 

@@ -1,4 +1,4 @@
-"""Fixed-length id matrices, padded and truncated as ``keras.utils.pad_sequences`` does by default."""
+"""Fixed-length id matrices, padded and truncated like ``keras.utils.pad_sequences``."""
 
 from __future__ import annotations
 
@@ -20,5 +20,5 @@ def pad_sequences(sequences: Iterable[Sequence[int]], maxlen: int, value: int = 
     for i, seq in enumerate(rows):
         tail = list(seq)[-maxlen:]
         if tail:
-            out[i, maxlen - len(tail):] = tail
+            out[i, maxlen - len(tail) :] = tail
     return out

@@ -64,7 +64,9 @@ def _obtain_model(
     """Load the user's model (its dimensions win over the recipe's) or train the seed model."""
     if opts.model is not None:
         loaded = keras_model.load_model(opts.model)
-        recipe = Recipe(**{**recipe.__dict__, "model": keras_model.config_from_model(loaded, recipe.model)})
+        recipe = Recipe(
+            **{**recipe.__dict__, "model": keras_model.config_from_model(loaded, recipe.model)}
+        )
         data = load_imdb(source, recipe.model.vocab, recipe.model.maxlen)
         say(f"loaded {opts.model.name}: {loaded.count_params():,} parameters")
         return loaded, recipe, data
@@ -100,21 +102,32 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         )
         say(f"float Keras accuracy {baseline.accuracy:.4f} on {n:,} test reviews")
         ctx = BuildContext(
-            out_dir=tmp, recipe=recipe, weights=weights, keras_model=model, data=data,
-            seed=recipe.model.seed, quiet=opts.quiet,
+            out_dir=tmp,
+            recipe=recipe,
+            weights=weights,
+            keras_model=model,
+            data=data,
+            seed=recipe.model.seed,
+            quiet=opts.quiet,
         )
         results = []
         for stage in stages:
             say(f"stage {stage.name}: {stage.description}")
-            results.append(evaluate_stage(stage, ctx, baseline, recipe, opts.max_eval or recipe.max_eval))
+            results.append(
+                evaluate_stage(stage, ctx, baseline, recipe, opts.max_eval or recipe.max_eval)
+            )
         meta = {
             "recipe": recipe.name,
             "data_source": source.describe(),
             "model": {
-                "vocab": weights.vocab, "embed_dim": weights.embed_dim, "units": weights.units,
-                "maxlen": weights.maxlen, "reset_after": weights.reset_after,
+                "vocab": weights.vocab,
+                "embed_dim": weights.embed_dim,
+                "units": weights.units,
+                "maxlen": weights.maxlen,
+                "reset_after": weights.reset_after,
                 "parameters": weights.parameter_count,
-                "trained": opts.model is None, "epochs": recipe.model.epochs if opts.model is None else None,
+                "trained": opts.model is None,
+                "epochs": recipe.model.epochs if opts.model is None else None,
                 "seed": recipe.model.seed,
             },
             "float_model": MODEL_FILE,

@@ -20,7 +20,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "convert"
-HIGHER_IS_BETTER = frozenset({"agreement", "accuracy", "decision_equal_fraction", "bitexact_fraction"})
+HIGHER_IS_BETTER = frozenset(
+    {"agreement", "accuracy", "decision_equal_fraction", "bitexact_fraction"}
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,9 @@ def _model_config(table: dict[str, Any], source: str) -> ModelConfig:
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise EdgeGruError(f"{source}: [model] {key} must be {expected.__name__}, got {value!r}")
+            raise EdgeGruError(
+                f"{source}: [model] {key} must be {expected.__name__}, got {value!r}"
+            )
         table[key] = value
     config = ModelConfig(**table)
     config.validate()

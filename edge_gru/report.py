@@ -67,7 +67,7 @@ def _plot(results: list[StageResult], baseline: Baseline, path: Path) -> bool:
     cols = min(3, len(shown))
     rows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
-    for ax in axes.flat[len(shown):]:
+    for ax in axes.flat[len(shown) :]:
         ax.axis("off")
     for ax, r in zip(axes.flat, shown):
         base = baseline.probabilities[: r.n]
@@ -93,8 +93,9 @@ def _extras_section(results: list[StageResult]) -> list[str]:
             lines.append(f"- **{r.name}** skipped: {r.skipped}")
         shown = {k: v for k, v in r.extra.items() if not isinstance(v, (list, dict))}
         if shown:
-            items = ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
-                              for k, v in shown.items())
+            items = ", ".join(
+                f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}" for k, v in shown.items()
+            )
             lines.append(f"- **{r.name}**: {items}")
         for key, value in r.extra.items():
             if isinstance(value, dict):
@@ -131,13 +132,17 @@ def write_report(
     extras = _extras_section(results)
     if extras:
         lines += ["", "## Stage details", "", *extras]
-    gates = [f"- `{r.name}`: " + ", ".join(f"{k} {'≥' if k in HIGHER_IS_BETTER else '≤'} {v:g}"
-                                           for k, v in r.gates.items())
-             for r in results if r.gates]
+    gates = [
+        f"- `{r.name}`: "
+        + ", ".join(
+            f"{k} {'≥' if k in HIGHER_IS_BETTER else '≤'} {v:g}" for k, v in r.gates.items()
+        )
+        for r in results
+        if r.gates
+    ]
     if gates:
         lines += ["", "## Gates", "", *gates]
     if plotted:
         lines += ["", "## Stage vs float probability", "", f"![drift]({PLOT_NAME})"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return doc
-

@@ -66,7 +66,7 @@ class TrainedModel:
 
 
 def train_small(data_dir: Path, **overrides: Any) -> TrainedModel:
-    """A real model trained briefly (8,000 reviews, 1 epoch, ~79% accuracy): fast, yet not chance."""
+    """A real model trained briefly (8,000 reviews, 1 epoch, ~79% accuracy): fast, not chance."""
     from edge_gru.model import extract_weights, train_model
 
     config = ModelConfig(epochs=1, train_subset=8000, **overrides)

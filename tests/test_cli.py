@@ -26,11 +26,14 @@ def small_model_file(small_model, tmp_path_factory) -> Path:
 def lstm_model_file(tmp_path_factory) -> Path:
     import keras
 
-    model = keras.Sequential([
-        keras.Input(shape=(100,), dtype="int32"),
-        keras.layers.Embedding(100, 4), keras.layers.LSTM(4),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(100,), dtype="int32"),
+            keras.layers.Embedding(100, 4),
+            keras.layers.LSTM(4),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     path = tmp_path_factory.mktemp("lstm") / "lstm.keras"
     model.save(path)
     return path
@@ -58,8 +61,17 @@ def _bad_inputs(tmp: Path, model: Path, lstm: Path, data: Path) -> dict[str, lis
 
 @pytest.mark.parametrize(
     "case",
-    ["missing data", "corrupt npz", "missing model", "unsupported model", "bad epochs",
-     "bad max-eval", "unknown stage", "bad recipe", "missing recipe"],
+    [
+        "missing data",
+        "corrupt npz",
+        "missing model",
+        "unsupported model",
+        "bad epochs",
+        "bad max-eval",
+        "unknown stage",
+        "bad recipe",
+        "missing recipe",
+    ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_output(
     case, tmp_path, small_model_file, lstm_model_file, data_dir, capsys
@@ -87,7 +99,10 @@ def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "EDGE_GRU_DATA": str(tmp_path / "missing")}
     proc = subprocess.run(
         [sys.executable, "-m", "edge_gru.convert", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -98,18 +113,41 @@ def test_loaded_model_run_writes_report_and_keeps_contract(
     tmp_path, small_model_file, data_dir, small_model
 ) -> None:
     out = tmp_path / "build"
-    code = main(["--data", str(data_dir), "--model", str(small_model_file), "--out", str(out),
-                 "--stages", "reference", "--max-eval", "400", "--quiet"])
+    code = main(
+        [
+            "--data",
+            str(data_dir),
+            "--model",
+            str(small_model_file),
+            "--out",
+            str(out),
+            "--stages",
+            "reference",
+            "--max-eval",
+            "400",
+            "--quiet",
+        ]
+    )
     assert code == 0
     doc = json.loads((out / "report.json").read_text())
     (stage,) = doc["stages"]
-    for key in ("name", "accuracy", "agreement", "mean_abs_diff", "max_abs_diff", "n",
-                "size_bytes", "passed"):
+    for key in (
+        "name",
+        "accuracy",
+        "agreement",
+        "mean_abs_diff",
+        "max_abs_diff",
+        "n",
+        "size_bytes",
+        "passed",
+    ):
         assert key in stage
     assert stage["name"] == "reference" and stage["n"] == 400 and stage["passed"]
     assert stage["agreement"] == 1.0 and stage["max_abs_diff"] <= 1e-5
-    expected = np.mean((small_model.keras.predict(small_model.data.x_test[:400], verbose=0)[:, 0]
-                        > 0.5) == small_model.data.y_test[:400])
+    expected = np.mean(
+        (small_model.keras.predict(small_model.data.x_test[:400], verbose=0)[:, 0] > 0.5)
+        == small_model.data.y_test[:400]
+    )
     assert doc["float_accuracy"] == pytest.approx(expected)
     for name in ("report.md", "drift.png", "model.keras", "metadata.json", "word_index.txt.gz"):
         assert (out / name).is_file(), name
@@ -118,16 +156,34 @@ def test_loaded_model_run_writes_report_and_keeps_contract(
 
     reloaded = load_model(out / "model.keras")  # the normalised archive still loads
     ids = small_model.data.x_test[:50]
-    np.testing.assert_array_equal(reloaded.predict(ids, verbose=0),
-                                  small_model.keras.predict(ids, verbose=0))
+    np.testing.assert_array_equal(
+        reloaded.predict(ids, verbose=0), small_model.keras.predict(ids, verbose=0)
+    )
 
 
-def test_gate_breach_exits_1_and_still_reports(tmp_path, small_model_file, data_dir, capsys) -> None:
+def test_gate_breach_exits_1_and_still_reports(
+    tmp_path, small_model_file, data_dir, capsys
+) -> None:
     recipe = tmp_path / "strict.toml"
     recipe.write_text("[stages.reference.gates]\nmax_abs_diff = 1e-15\n")
     out = tmp_path / "build"
-    code = main(["--data", str(data_dir), "--model", str(small_model_file), "--out", str(out),
-                 "--recipe", str(recipe), "--stages", "reference", "--max-eval", "200", "--quiet"])
+    code = main(
+        [
+            "--data",
+            str(data_dir),
+            "--model",
+            str(small_model_file),
+            "--out",
+            str(out),
+            "--recipe",
+            str(recipe),
+            "--stages",
+            "reference",
+            "--max-eval",
+            "200",
+            "--quiet",
+        ]
+    )
     assert code == 1
     assert "drift gate breached: reference: max_abs_diff" in capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())

@@ -74,7 +74,9 @@ def test_raw_text_encoder_matches_keras_first_review(data_dir: Path, stanford: l
     assert ids[: len(KERAS_FIRST_REVIEW_PREFIX)] == KERAS_FIRST_REVIEW_PREFIX
     assert len(ids) == 218  # the Keras dump's first review has 218 ids
     padded = pad_sequences([ids], 100)[0]
-    np.testing.assert_array_equal(padded, encode_and_pad([encoder.ranks(review.text)], 10000, 100)[0])
+    np.testing.assert_array_equal(
+        padded, encode_and_pad([encoder.ranks(review.text)], 10000, 100)[0]
+    )
 
 
 def test_load_imdb_shapes_cut_and_padding(imdb) -> None:

@@ -20,13 +20,17 @@ ARTIFACT_EXCLUDE = {"report.json", "report.md"}  # hold wall-clock timings
 def _convert(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "edge_gru.convert", "--quiet", *args],
-        capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ),
+        timeout=timeout,
     )
 
 
 @pytest.mark.slow
 def test_main_job_seed_recipe_full_data(tmp_path: Path, data_dir: Path) -> None:
-    """``python -m edge_gru.convert --out build/``: 5 epochs, every default stage, 25,000 reviews."""
+    """The README main job: 5 epochs, every default stage, all 25,000 test reviews."""
     out = tmp_path / "build"
     started = time.perf_counter()
     proc = _convert("--out", str(out))

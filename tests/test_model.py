@@ -19,7 +19,9 @@ def test_same_seed_same_weights(imdb) -> None:
         np.testing.assert_array_equal(a, b)
     other = train_model(
         ModelConfig(epochs=1, train_subset=600, units=8, embed_dim=8, seed=43),
-        imdb.x_train, imdb.y_train, verbose=0,
+        imdb.x_train,
+        imdb.y_train,
+        verbose=0,
     )
     assert not np.array_equal(runs[0].get_weights()[0], other.get_weights()[0])
 
@@ -37,16 +39,35 @@ def _unsupported_models():
 
     L = keras.layers
     return {
-        "LSTM": (_sequential(L.Embedding(50, 4), L.LSTM(4), L.Dense(1, activation="sigmoid")),
-                 "Embedding -> LSTM -> Dense"),
-        "two GRUs": (_sequential(L.Embedding(50, 4), L.GRU(4, return_sequences=True), L.GRU(4),
-                                 L.Dense(1, activation="sigmoid")), "GRU -> GRU"),
-        "Dense(2)": (_sequential(L.Embedding(50, 4), L.GRU(4), L.Dense(2, activation="softmax")),
-                     "Dense with 2 units"),
-        "mask_zero": (_sequential(L.Embedding(50, 4, mask_zero=True), L.GRU(4),
-                                  L.Dense(1, activation="sigmoid")), "mask_zero"),
-        "relu GRU": (_sequential(L.Embedding(50, 4), L.GRU(4, activation="relu"),
-                                 L.Dense(1, activation="sigmoid")), "activation relu"),
+        "LSTM": (
+            _sequential(L.Embedding(50, 4), L.LSTM(4), L.Dense(1, activation="sigmoid")),
+            "Embedding -> LSTM -> Dense",
+        ),
+        "two GRUs": (
+            _sequential(
+                L.Embedding(50, 4),
+                L.GRU(4, return_sequences=True),
+                L.GRU(4),
+                L.Dense(1, activation="sigmoid"),
+            ),
+            "GRU -> GRU",
+        ),
+        "Dense(2)": (
+            _sequential(L.Embedding(50, 4), L.GRU(4), L.Dense(2, activation="softmax")),
+            "Dense with 2 units",
+        ),
+        "mask_zero": (
+            _sequential(
+                L.Embedding(50, 4, mask_zero=True), L.GRU(4), L.Dense(1, activation="sigmoid")
+            ),
+            "mask_zero",
+        ),
+        "relu GRU": (
+            _sequential(
+                L.Embedding(50, 4), L.GRU(4, activation="relu"), L.Dense(1, activation="sigmoid")
+            ),
+            "activation relu",
+        ),
     }
 
 
@@ -62,8 +83,13 @@ def test_dropout_is_accepted_and_h5_and_keras_load(tmp_path: Path) -> None:
     import keras
 
     L = keras.layers
-    model = _sequential(L.Embedding(50, 4), L.Dropout(0.2), L.GRU(4, reset_after=False),
-                        L.Dropout(0.5), L.Dense(1, activation="sigmoid"))
+    model = _sequential(
+        L.Embedding(50, 4),
+        L.Dropout(0.2),
+        L.GRU(4, reset_after=False),
+        L.Dropout(0.5),
+        L.Dense(1, activation="sigmoid"),
+    )
     for suffix in (".keras", ".h5"):
         path = tmp_path / f"m{suffix}"
         model.save(path)

@@ -29,7 +29,9 @@ def test_parity_on_random_weights(imdb, reset_after: bool) -> None:
     config = ModelConfig(vocab=10000, units=32, reset_after=reset_after)
     model = build_model(config)
     rng = np.random.default_rng(3)
-    model.set_weights([w + rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.set_weights(
+        [w + rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()]
+    )
     w = extract_weights(model, config.maxlen)
     ids = imdb.x_test[:300]
     out = reference.forward(w, ids)
