@@ -6,7 +6,8 @@ Reproduces ``keras.datasets.imdb.load_data`` (shuffle with seed 113, ``start_cha
 see the same ids the model was trained on.
 
 Where the data comes from, first match wins: ``--data DIR`` (or a file), then
-``$EDGE_GRU_DATA``, then Keras' download cache (``~/.keras/datasets``).
+``$EDGE_GRU_DATA``, then ``../shared/data`` beside a source checkout, then Keras' download
+cache (``~/.keras/datasets``).
 A folder may hold ``imdb.npz`` + ``imdb_word_index.json`` (preferred, fast), or the
 Stanford ``aclImdb`` folder or ``aclImdb_labeled.tar.gz`` + ``imdb_word_index.json``.
 """
@@ -84,9 +85,15 @@ class ImdbSplits:
 
 
 def default_data_dir() -> Path | None:
-    """``$EDGE_GRU_DATA`` if set (the one configurable place tests and tools read)."""
+    """``$EDGE_GRU_DATA`` if set, else ``../shared/data`` beside a source checkout, if present.
+
+    This is the one configurable place the CLI, tests, examples and benchmarks read.
+    """
     value = os.environ.get(DATA_ENV)
-    return Path(value) if value else None
+    if value:
+        return Path(value)
+    beside_checkout = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return beside_checkout if (beside_checkout / NPZ_NAME).is_file() else None
 
 
 def _keras_cache_dir() -> Path:
