@@ -3,11 +3,18 @@
 ``metadata.json`` tells the runtime how to encode and pad text (maxlen, vocab, tokenizer
 constants) and what the float model scored; ``word_index.txt.gz`` is the Keras word index,
 one word per line in rank order (380 KB instead of 1.8 MB of JSON).
+
+``models`` lists every ``.onnx`` / ``.tflite`` file in the folder with its size, SHA-256,
+the stages that evaluated it (accuracy, agreement) and its I/O tensors (name, dtype, shape,
+int8 ``scale`` / ``zero_point``), read from the file itself so the runtime and a user on
+the Pi know what to feed without TensorFlow. ``default_model`` is the one to use first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from .stage import BuildContext
@@ -23,6 +30,72 @@ from .text import (
 
 METADATA_FILE = "metadata.json"
 WORD_INDEX_FILE = "word_index.txt.gz"
+MODEL_SUFFIXES = (".onnx", ".tflite")
+DEFAULT_MODELS = ("model_int8.onnx", "model_float.onnx", "model_int8.tflite", "model_float.tflite")
+_ONNX_TYPES = {1: "float32", 3: "int8", 2: "uint8", 6: "int32", 7: "int64"}
+
+
+def _onnx_io(path: Path) -> dict[str, list[dict[str, Any]]]:
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+
+    def describe(value: Any) -> dict[str, Any]:
+        tensor = value.type.tensor_type
+        shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+        dtype = _ONNX_TYPES.get(tensor.elem_type, str(tensor.elem_type))
+        return {"name": value.name, "dtype": dtype, "shape": shape}
+
+    return {"inputs": [describe(v) for v in graph.input],
+            "outputs": [describe(v) for v in graph.output]}
+
+
+def _tflite_io(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Read through the ``tflite`` schema package: no interpreter, nothing is run."""
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    types = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+    types.update({0: "float32"})
+
+    def describe(index: int) -> dict[str, Any]:
+        t = graph.Tensors(index)
+        row: dict[str, Any] = {
+            "name": (t.Name() or b"").decode("utf-8", "replace"),
+            "dtype": types.get(t.Type(), str(t.Type())),
+            "shape": [int(d) for d in t.ShapeAsNumpy()],
+        }
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() == 1:
+            row["scale"] = float(q.Scale(0))
+            row["zero_point"] = int(q.ZeroPoint(0))
+        return row
+
+    return {"inputs": [describe(graph.Inputs(i)) for i in range(graph.InputsLength())],
+            "outputs": [describe(graph.Outputs(i)) for i in range(graph.OutputsLength())]}
+
+
+def describe_models(folder: Path, report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every model file in ``folder`` with its evaluating stages and I/O tensors."""
+    models: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES):
+        entry: dict[str, Any] = {
+            "format": path.suffix[1:],
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "stages": {
+                s["name"]: {"accuracy": s.get("accuracy"), "agreement": s.get("agreement"),
+                            "mean_abs_diff": s.get("mean_abs_diff"), "passed": s.get("passed")}
+                for s in report["stages"] if s.get("artifact") == path.name
+            },
+        }
+        try:
+            entry.update(_onnx_io(path) if path.suffix == ".onnx" else _tflite_io(path))
+        except Exception as exc:  # a schema package missing or an odd file: keep the bundle
+            entry["io_error"] = f"{type(exc).__name__}: {exc}"[:200]
+        models[path.name] = entry
+    return models
 
 
 def write_word_index(ctx: BuildContext) -> None:
@@ -62,4 +135,8 @@ def write_bundle(ctx: BuildContext, report: dict[str, Any]) -> None:
             for s in report["stages"]
         },
     }
+    models = describe_models(ctx.out_dir, report)
+    metadata["models"] = models
+    metadata["default_model"] = next((m for m in DEFAULT_MODELS if m in models), None)
+    metadata["labels"] = {"positive": "probability > threshold", "negative": "otherwise"}
     (ctx.out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
