@@ -1,0 +1,103 @@
+"""Build the C library and its images with the firmware Makefile, and read their budgets.
+
+Builds go to a caller-chosen folder (``BUILD=``) and take the generated weights from
+``WEIGHTS_DIR=``, so nothing generated lands in the source tree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..stage import StageUnavailable
+
+FIRMWARE_ENV = "EDGE_GRU_FIRMWARE"
+
+
+def firmware_dir() -> Path:
+    """The ``firmware/`` folder of this checkout (or ``$EDGE_GRU_FIRMWARE``)."""
+    env = os.environ.get(FIRMWARE_ENV)
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "firmware"
+    if not (path / "Makefile").is_file():
+        raise StageUnavailable(f"firmware sources not found at {path} (set ${FIRMWARE_ENV})")
+    return path
+
+
+def require_tools(*names: str) -> None:
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        raise StageUnavailable(
+            f"{', '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
+            "libnewlib-arm-none-eabi qemu-system-arm)"
+        )
+
+
+def make(targets: list[str], weights_dir: Path, build_dir: Path, **variables: str) -> str:
+    """Run ``make -C firmware`` with absolute WEIGHTS_DIR/BUILD; a failure raises with its log."""
+    cmd = ["make", "-s", "-C", str(firmware_dir()), f"WEIGHTS_DIR={weights_dir.resolve()}",
+           f"BUILD={build_dir.resolve()}"]
+    cmd += [f"{k}={v}" for k, v in variables.items()] + targets
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Bytes of one Cortex-M4 build, from arm-none-eabi-size and -fstack-usage."""
+
+    code_bytes: int  # library: text + rodata of edge_gru.o (no weights)
+    weights_bytes: int  # edge_gru_weights.o (weights + activation tables)
+    state_bytes: int  # sizeof(edge_gru_state)
+    stack_bytes: int  # deepest library function frame (edge_gru_run -> edge_gru_step)
+    image_flash_bytes: int  # serve.elf text + data
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.state_bytes + self.stack_bytes
+
+
+def _size(path: Path) -> tuple[int, int, int]:
+    out = subprocess.run(["arm-none-eabi-size", "-B", str(path)], capture_output=True,
+                         text=True, check=True).stdout.splitlines()[1].split()
+    return int(out[0]), int(out[1]), int(out[2])
+
+
+def _symbol_size(elf: Path, name: str) -> int:
+    out = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == name:
+            return int(parts[1], 16)
+    raise RuntimeError(f"{name} not found in {elf}")
+
+
+def _stack(su_file: Path) -> int:
+    """Frame of edge_gru_run plus the deepest function it calls (static frames only)."""
+    frames = {}
+    for line in su_file.read_text().splitlines():
+        m = re.match(r".*:(\w+)\s+(\d+)\s+(\w+)", line)
+        if m:
+            frames[m.group(1)] = int(m.group(2))
+    callees = [v for k, v in frames.items() if k not in ("edge_gru_run",)]
+    return frames.get("edge_gru_run", 0) + max(callees, default=0)
+
+
+def budgets(arm_dir: Path) -> Budgets:
+    """Budgets of a ``make`` Cortex-M4 build folder (``BUILD/qemu_mps2`` etc.)."""
+    lib_text, lib_data, lib_bss = _size(arm_dir / "edge_gru.o")
+    w_text, w_data, _ = _size(arm_dir / "edge_gru_weights.o")
+    img_text, img_data, _ = _size(arm_dir / "serve.elf")
+    return Budgets(
+        code_bytes=lib_text + lib_data + lib_bss,
+        weights_bytes=w_text + w_data,
+        state_bytes=_symbol_size(arm_dir / "serve.elf", "state"),
+        stack_bytes=_stack(arm_dir / "edge_gru.su"),
+        image_flash_bytes=img_text + img_data,
+    )
