@@ -1,0 +1,216 @@
+"""TFLite Micro sources for a ``.tflite`` model: the C array, an exact op resolver, the arena.
+
+For a model directory ``DIR`` this writes
+
+* ``model_data.h`` / ``model_data.cc``: ``alignas(16) const unsigned char g_model[]`` and
+  ``g_model_len`` (the layout of TFLM's examples), plus ``kTensorArenaSize`` and the I/O
+  tensors' types and quantization in comments;
+* ``op_resolver.h``: ``EdgeGruOpResolver`` (``tflite::MicroMutableOpResolver<N>``, N = the
+  number of builtin ops the flatbuffer uses) and ``RegisterEdgeGruOps()`` adding exactly
+  those ops, read from the model with the ``tflite`` schema package.
+
+The arena is measured, not estimated: :func:`measure_arena` bisects ``arena_size`` in the
+``tflite-micro`` interpreter (the real TFLM allocator) for the smallest arena in which
+allocation and one invoke succeed, checks that a run at that size gives the same output as
+a run with a large arena, and adds :data:`ARENA_MARGIN`. TFLM's ``arena_used_bytes()``
+is not used: it reports the arena's head and tail after allocation and misses the
+temporary memory-planner and kernel-prepare allocations, so it under-reports what
+``AllocateTensors()`` needs (:func:`recorded_arena_bytes` reads that figure from TFLM's
+allocation report; the tests check that an arena of that size fails). The host is 64-bit:
+TFLM's per-tensor and per-node bookkeeping holds pointers, so a 32-bit MCU needs at most
+what the host needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .common import generated_header
+
+ARENA_MARGIN = 1024  # bytes added to the measured minimum, then rounded up to 16
+REGENERATE = "python -m edge_gru.convert --stages tflite_int8_tflm,tflite_step_int8_tflm --out DIR"
+_METHOD_EXCEPTIONS = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D"}
+_TYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
+
+
+def builtin_ops(model: bytes) -> list[str]:
+    """Names of the builtin operators the model's operators use (sorted, unique)."""
+    import tflite
+
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    m = tflite.Model.GetRootAsModel(model, 0)
+    used = set()
+    for s in range(m.SubgraphsLength()):
+        g = m.Subgraphs(s)
+        for k in range(g.OperatorsLength()):
+            code = m.OperatorCodes(g.Operators(k).OpcodeIndex())
+            used.add(names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+    return sorted(used)
+
+
+def resolver_method(op: str) -> str:
+    """``MicroMutableOpResolver`` method for a builtin op name, e.g. SPLIT_V -> AddSplitV."""
+    camel = _METHOD_EXCEPTIONS.get(op) or "".join(p.capitalize() for p in op.split("_"))
+    return f"Add{camel}"
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str) -> Iterator[None]:
+    """TFLM prints failed allocations and its allocation report to fd 2 (C++ side)."""
+    saved = os.dup(2)
+    try:
+        with open(path, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def recorded_arena_bytes(model: bytes, arena: int) -> int:
+    """What TFLM's RecordingMicroAllocator reports as used (``arena_used_bytes``)."""
+    from ..runners.tflm import TflmModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "alloc.txt")
+        with _stderr_to(log):
+            m = TflmModel(model, arena)
+            m.run(*[np.zeros(d["shape"], d["dtype"]) for d in m.inputs])
+            m.interp.print_allocations()
+        text = Path(log).read_text()
+    match = re.search(r"Arena allocation total (\d+) bytes", text)
+    if match is None:
+        raise RuntimeError("tflite-micro printed no allocation report")
+    return int(match.group(1))
+
+
+def _run(model: bytes, arena: int) -> list[np.ndarray] | None:
+    from ..runners.tflm import TflmModel
+
+    try:
+        with _stderr_to(os.devnull):
+            m = TflmModel(model, arena)
+            values = [np.zeros(d["shape"], d["dtype"]) for d in m.inputs]
+            return m.run(*values)
+    except (RuntimeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Arena:
+    """``minimum`` measured by bisection; ``size`` = minimum + margin (the constant we ship);
+    ``recorded``: what TFLM's own allocation recorder reports (too small to run in)."""
+
+    minimum: int
+    size: int
+    recorded: int
+
+
+def measure_arena(model: bytes, upper: int | None = None) -> Arena:
+    """Bisect the smallest ``arena_size`` with which TFLM allocates and invokes the model."""
+    hi = upper or max(64 * 1024, 4 * len(model))
+    reference = _run(model, hi)
+    if reference is None:
+        raise RuntimeError(f"TFLM cannot run the model even with a {hi}-byte arena")
+    lo = 0  # known failing
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        if mid <= lo:
+            break
+        if _run(model, mid) is None:
+            lo = mid
+        else:
+            hi = mid
+    check = _run(model, hi)
+    if check is None or any(not np.array_equal(a, b) for a, b in zip(check, reference)):
+        raise RuntimeError("TFLM output at the measured arena differs from a large-arena run")
+    size = (hi + ARENA_MARGIN + 15) // 16 * 16
+    return Arena(minimum=hi, size=size, recorded=recorded_arena_bytes(model, size))
+
+
+def _io_comments(model: bytes) -> list[str]:
+    import tflite
+
+    g = tflite.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    lines = []
+    for kind, count, index in (("input", g.InputsLength(), g.Inputs),
+                               ("output", g.OutputsLength(), g.Outputs)):
+        for k in range(count):
+            t = g.Tensors(index(k))
+            shape = "x".join(str(d) for d in t.ShapeAsNumpy())
+            dtype = _TYPES.get(t.Type(), t.Type())
+            text = f"{kind} {k}: {(t.Name() or b'').decode()} {dtype} [{shape}]"
+            q = t.Quantization()
+            if q is not None and q.ScaleLength() == 1:
+                text += f", real = {q.Scale(0):.9g} * (q - ({q.ZeroPoint(0)}))"
+            lines.append(text)
+    return lines
+
+
+def model_data_h(model: bytes, arena: Arena, what: str) -> str:
+    io = "\n".join(f" *   {line}" for line in _io_comments(model))
+    return (
+        generated_header(f"{what}: the .tflite flatbuffer as a C array for TFLite Micro.",
+                         what, REGENERATE)
+        + "\n#ifndef EDGE_GRU_MODEL_DATA_H_\n#define EDGE_GRU_MODEL_DATA_H_\n\n"
+        + f"/*\n * Tensors (int8 values are affine-quantized):\n{io}\n */\n\n"
+        + "extern const unsigned char g_model[];\nextern const unsigned int g_model_len;\n\n"
+        + "/* Bytes for the tflite::MicroInterpreter tensor arena: measured minimum "
+        + f"{arena.minimum}\n * (bisected in tflite-micro) + {ARENA_MARGIN} margin, "
+        + "rounded up to 16. TFLM's arena_used_bytes()\n * reports "
+        + f"{arena.recorded}: it misses temporary allocations, do not size by it. */\n"
+        + f"constexpr unsigned int kTensorArenaSize = {arena.size};\n\n"
+        + "#endif  // EDGE_GRU_MODEL_DATA_H_\n"
+    )
+
+
+def model_data_cc(model: bytes, what: str) -> str:
+    data = np.frombuffer(model, np.uint8)
+    hexes = [f"0x{b:02x}" for b in data.tolist()]
+    rows = [", ".join(hexes[i : i + 12]) for i in range(0, len(hexes), 12)]
+    body = ",\n".join(f"    {row}" for row in rows)
+    return (
+        generated_header(f"{what}: {len(model)} bytes of .tflite flatbuffer.", what, REGENERATE)
+        + '\n#include "model_data.h"\n\n'
+        + "/* 16-byte aligned: TFLM reads the flatbuffer and its weight buffers in place. */\n"
+        + f"alignas(16) const unsigned char g_model[] = {{\n{body}\n}};\n"
+        + f"const unsigned int g_model_len = {len(model)};\n"
+    )
+
+
+def op_resolver_h(model: bytes, what: str) -> str:
+    ops = builtin_ops(model)
+    adds = "\n".join(f"  if (r.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;"
+                     for op in ops)
+    return (
+        generated_header(f"{what}: registers exactly the {len(ops)} builtin ops the model uses.",
+                         what, REGENERATE)
+        + "\n#ifndef EDGE_GRU_OP_RESOLVER_H_\n#define EDGE_GRU_OP_RESOLVER_H_\n\n"
+        + '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
+        + f"using EdgeGruOpResolver = tflite::MicroMutableOpResolver<{len(ops)}>;\n\n"
+        + "/* Ops: " + ", ".join(ops) + ". */\n"
+        + "inline TfLiteStatus RegisterEdgeGruOps(EdgeGruOpResolver& r) {\n"
+        + f"{adds}\n  return kTfLiteOk;\n}}\n\n#endif  // EDGE_GRU_OP_RESOLVER_H_\n"
+    )
+
+
+def write_tflm_sources(model: bytes, out_dir: Path, what: str, arena: Arena | None = None) -> Arena:
+    """Write the three files for ``model`` into ``out_dir``; returns the arena used."""
+    arena = arena or measure_arena(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "model_data.h": model_data_h(model, arena, what),
+        "model_data.cc": model_data_cc(model, what),
+        "op_resolver.h": op_resolver_h(model, what),
+    }
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8", newline="\n")
+    return arena

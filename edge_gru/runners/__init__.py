@@ -1,0 +1,1 @@
+"""Host runners for ``.tflite`` models: LiteRT (three op-resolver modes) and TFLite Micro."""
