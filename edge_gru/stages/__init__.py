@@ -13,6 +13,10 @@ from ..stage import Stage
 
 _MODULES = (
     "float_reference",
+    "tflite",
+    "onnx",
+    "fixed_point",
+    "arm64",
 )
 
 

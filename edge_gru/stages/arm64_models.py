@@ -1,0 +1,56 @@
+"""The models the arm64 stages ship: the very files the x86 stages of the same run use.
+
+Each comes from the x86 stage module's own builder (memoised per run through
+``ctx.artifact``), so ``onnx_int8_arm64`` tests byte for byte the ``model_int8.onnx``
+that ``onnx_int8`` evaluated, with the same recipe options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..stage import BuildContext, StageUnavailable
+
+
+def _float_onnx(ctx: BuildContext) -> Path:
+    from .onnx import float_model
+
+    return float_model(ctx)
+
+
+def _int8_onnx(ctx: BuildContext) -> Path:
+    from ..quantize_onnx import DEFAULT_METHOD, quantize_int8
+    from .onnx import INT8_FILE, float_model
+
+    path = ctx.out_dir / INT8_FILE
+    if path.is_file():  # onnx_int8 ran earlier in this run
+        return path
+    opts = ctx.options("onnx_int8")
+    method = str(opts.get("method", DEFAULT_METHOD))
+    calibration = ctx.calibration_ids(int(opts.get("calibration", 500)))
+    return quantize_int8(float_model(ctx), path, method, calibration)
+
+
+def _int8_tflite(ctx: BuildContext) -> Path:
+    from .tflite import _int8_model  # the memoised builder tflite_int8_litert uses
+
+    return _int8_model(ctx).path
+
+
+BUILDERS: dict[str, Callable[[BuildContext], Path]] = {
+    "model_float.onnx": _float_onnx,
+    "model_int8.onnx": _int8_onnx,
+    "model_int8.tflite": _int8_tflite,
+}
+
+
+def build_model_file(ctx: BuildContext, name: str) -> Path:
+    """The model file ``name`` in the run's output folder, built if no stage made it yet."""
+    builder = BUILDERS.get(name)
+    if builder is None:
+        raise StageUnavailable(f"no builder for {name} in the arm64 bundle")
+    try:
+        return ctx.artifact(f"arm64_model:{name}", lambda: builder(ctx))
+    except ImportError as exc:
+        raise StageUnavailable(f"cannot build {name}: {exc}") from exc
