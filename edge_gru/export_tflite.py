@@ -32,7 +32,8 @@ UNROLLED_CALIBRATION = 200
 STEP_CALIBRATION_PAIRS = 4000
 
 
-def _convert(fn: Any, representative: Callable[[], Iterator[list[np.ndarray]]] | None) -> bytes:
+def convert_function(
+    fn: Any, representative: Callable[[], Iterator[list[np.ndarray]]] | None) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
@@ -47,7 +48,7 @@ def _convert(fn: Any, representative: Callable[[], Iterator[list[np.ndarray]]] |
 
 def float_tflite(w: GruWeights) -> bytes:
     """``model_float.tflite``: the batch-1 unrolled graph in float32."""
-    return _convert(unrolled_function(w, 1), None)
+    return convert_function(unrolled_function(w, 1), None)
 
 
 def raw_int8_tflite(w: GruWeights, calibration_ids: np.ndarray) -> bytes:
@@ -62,7 +63,7 @@ def raw_int8_tflite(w: GruWeights, calibration_ids: np.ndarray) -> bytes:
         for row in ids:
             yield [row[None, :]]
 
-    return _convert(unrolled_function(w, 1, role_ranges(w, ids)), representative)
+    return convert_function(unrolled_function(w, 1, role_ranges(w, ids)), representative)
 
 
 def int8_tflite(w: GruWeights, calibration_ids: np.ndarray) -> bytes:
@@ -93,4 +94,4 @@ def step_int8_tflite(w: GruWeights, calibration_ids: np.ndarray, seed: int) -> b
         for tok, st in zip(tokens, states):
             yield [tok.reshape(1, 1), st.reshape(1, -1)]
 
-    return unify_state(_convert(step_function(w), representative))
+    return unify_state(convert_function(step_function(w), representative))

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 import tensorflow as tf
 
 from edge_gru import reference
+from edge_gru.export_tflite import convert_function
 from edge_gru.runtime import Predictor
 from edge_gru.runtime.backends import TfliteBackend, TfliteStepBackend, open_backend
 from edge_gru.weights import GruWeights
@@ -73,17 +74,6 @@ def step(w: GruWeights) -> Any:
     return one_step
 
 
-def convert(fn: Any, representative: Callable[[], Iterator[list[np.ndarray]]] | None) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    if representative is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
-
-
 @pytest.fixture(scope="module")
 def models(small_model, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A convert bundle plus three LiteRT models of the same weights beside it."""
@@ -101,9 +91,9 @@ def models(small_model, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
             k = 12 * t + 5
             yield [cal[i, k].reshape(1, 1), states[i, k - 1][None]]
 
-    (out / "model_float.tflite").write_bytes(convert(classifier(w, None), None))
-    (out / "model_int8.tflite").write_bytes(convert(classifier(w, 1), reviews))
-    (out / "model_step_int8.tflite").write_bytes(convert(step(w), pairs))
+    (out / "model_float.tflite").write_bytes(convert_function(classifier(w, None), None))
+    (out / "model_int8.tflite").write_bytes(convert_function(classifier(w, 1), reviews))
+    (out / "model_step_int8.tflite").write_bytes(convert_function(step(w), pairs))
     return out
 
 

@@ -25,6 +25,30 @@ def dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return (np.asarray(values, np.float64) - zero) * scale
 
 
+class ReviewRunner:
+    """Per-review driving shared by the interpreters: one call of :meth:`run` per review.
+
+    Subclasses provide ``run(*inputs) -> list of raw output arrays`` and ``outputs``
+    (the output tensor details), and so get the drift harness' ``predict`` interface.
+    """
+
+    outputs: list[dict[str, Any]]
+
+    def run(self, *values: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def raw_outputs(self, ids: np.ndarray) -> np.ndarray:
+        """The (single) output tensor's raw values, one per review: ``(N,)``."""
+        return np.array([self.run(row[None, :])[0].reshape(-1)[0] for row in ids])
+
+    def predict_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Probabilities from :meth:`raw_outputs`."""
+        return dequantize(raw, self.outputs[0])
+
+    def predict(self, ids: np.ndarray) -> np.ndarray:
+        return self.predict_raw(self.raw_outputs(np.asarray(ids, np.int32)))
+
+
 def _params(detail: dict[str, Any]) -> tuple[float, int]:
     if "quantization_parameters" in detail:
         qp = detail["quantization_parameters"]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgeGruError
-from .common import dequantize, quantize
+from .common import ReviewRunner, quantize
 
 MODES = ("xnnpack", "no_delegates", "reference")
 
@@ -30,7 +30,7 @@ def _resolver(mode: str) -> Any:
     return table[mode]
 
 
-class LiteRTModel:
+class LiteRTModel(ReviewRunner):
     """One interpreter over a ``.tflite`` byte string; batch-1 inputs, as the model has."""
 
     def __init__(self, model: bytes, mode: str = "xnnpack", threads: int = 1) -> None:
@@ -51,14 +51,3 @@ class LiteRTModel:
             self.interp.set_tensor(detail["index"], value)
         self.interp.invoke()
         return [self.interp.get_tensor(d["index"]).copy() for d in self.outputs]
-
-    def raw_outputs(self, ids: np.ndarray) -> np.ndarray:
-        """The (single) output tensor's raw values, one row per review: ``(N,)``."""
-        return np.array([self.run(row[None, :])[0].reshape(-1)[0] for row in ids])
-
-    def predict_raw(self, raw: np.ndarray) -> np.ndarray:
-        """Probabilities from :meth:`raw_outputs`."""
-        return dequantize(raw, self.outputs[0])
-
-    def predict(self, ids: np.ndarray) -> np.ndarray:
-        return self.predict_raw(self.raw_outputs(np.asarray(ids, np.int32)))

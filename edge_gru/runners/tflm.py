@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..stage import StageUnavailable
-from .common import dequantize, quantize
+from .common import ReviewRunner, dequantize, quantize
 
 
 def _runtime() -> Any:
@@ -22,7 +22,7 @@ def _runtime() -> Any:
     return runtime
 
 
-class TflmModel:
+class TflmModel(ReviewRunner):
     """A TFLM interpreter over one model with an explicit tensor arena size."""
 
     def __init__(self, model: bytes, arena_size: int | None = None) -> None:
@@ -39,17 +39,6 @@ class TflmModel:
             self.interp.set_input(quantize(value, detail).reshape(detail["shape"]), k)
         self.interp.invoke()
         return [np.array(self.interp.get_output(k)) for k in range(len(self.outputs))]
-
-    def raw_outputs(self, ids: np.ndarray) -> np.ndarray:
-        """Unrolled model: the raw int8 output per review, ``(N,)``."""
-        return np.array([self.run(row[None, :])[0].reshape(-1)[0] for row in ids])
-
-    def predict_raw(self, raw: np.ndarray) -> np.ndarray:
-        """Probabilities from :meth:`raw_outputs`."""
-        return dequantize(raw, self.outputs[0])
-
-    def predict(self, ids: np.ndarray) -> np.ndarray:
-        return self.predict_raw(self.raw_outputs(np.asarray(ids, np.int32)))
 
 
 class TflmStepModel(TflmModel):
