@@ -27,6 +27,7 @@ import numpy as np
 from .cli_common import EXIT_BAD_INPUT, EXIT_OK, OneLineParser, fail, positive_int
 from .errors import EdgeGruError
 from .runtime import Predictor
+from .runtime.backends import LITERT_KERNELS
 
 PROG = "python -m edge_gru.predict"
 SNIPPET = 60
@@ -41,6 +42,9 @@ def _parser() -> OneLineParser:
     p.add_argument("--ids", type=Path, help="an (N, maxlen) int .npy of already-encoded reviews")
     p.add_argument("--batch", type=positive_int, default=256, help="reviews per model call")
     p.add_argument("--threads", type=positive_int, default=1, help="inference threads")
+    p.add_argument("--kernels", choices=LITERT_KERNELS, default="default",
+                   help="LiteRT kernels for .tflite: default (optimised) or reference "
+                   "(portable, the same bits on every CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     return p
 
@@ -92,7 +96,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, object]:
     """Parse ``argv``, predict, and return the JSON document (also used for text output)."""
     args = _parser().parse_args(argv)
     texts, ids = _inputs(args)
-    predictor = Predictor.from_bundle(args.model, threads=args.threads)
+    predictor = Predictor.from_bundle(args.model, threads=args.threads, kernels=args.kernels)
     if ids is not None:
         probs = predictor.predict_ids(ids, batch=args.batch)
     else:

@@ -166,6 +166,10 @@ def test_arm64_stages_match_x86(arm64_run) -> None:
             assert arm.extra["max_lsb_diff_vs_x86"] <= arm.gates["max_lsb_diff_vs_x86"] <= 32
             assert diff.max() <= arm.gates["max_lsb_diff_vs_x86"] / 256 + 1e-9
             assert arm.gates["decision_equal_fraction"] >= 0.995
+            # LiteRT's portable reference kernels: the same bits on both CPUs.
+            assert arm.extra["reference_kernels_n"] == N_EVAL
+            assert arm.extra["max_lsb_diff_vs_x86_reference_kernels"] == 0
+            assert arm.gates["max_lsb_diff_vs_x86_reference_kernels"] == 0
     assert result.passed
 
 

@@ -22,6 +22,7 @@ import pytest
 import tensorflow as tf
 
 from edge_gru import reference
+from edge_gru.errors import EdgeGruError
 from edge_gru.export_tflite import convert_function
 from edge_gru.runtime import Predictor
 from edge_gru.runtime.backends import TfliteBackend, TfliteStepBackend, open_backend
@@ -116,6 +117,19 @@ def test_int8_tflite_output_dequantized(models: Path, small_model) -> None:
     assert ((probs >= 0) & (probs <= 1)).all()
     assert np.abs(probs - expected).mean() < 0.02
     assert np.mean((probs > 0.5) == (expected > 0.5)) >= 0.95
+
+
+def test_reference_kernels_option_runs_litert_reference_kernels(models: Path, small_model) -> None:
+    """``--kernels reference`` gives exactly LiteRT's reference-kernel outputs, bit for bit."""
+    from edge_gru.runners.litert import LiteRTModel
+
+    path = models / "model_int8.tflite"
+    ids = small_model.data.x_test[:100]
+    ours = open_backend(path, kernels="reference").run(ids)
+    theirs = LiteRTModel(path.read_bytes(), mode="reference").predict(ids)
+    np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(EdgeGruError, match="unknown LiteRT kernels"):
+        open_backend(path, kernels="fastest")
 
 
 def test_step_model_streams_tokens(models: Path, small_model) -> None:

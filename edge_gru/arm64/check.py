@@ -75,12 +75,15 @@ class Arm64Env:
         out = run(self.root, self.predict_argv(model, *args), PREDICT_TIMEOUT_S, what)
         return parse_predictions(out, n, what)
 
-    def predict_ids(self, model: str, ids: np.ndarray) -> np.ndarray:
-        """Run predict on encoded reviews, (N, maxlen) int32, passed as a .npy file."""
+    def predict_ids(self, model: str, ids: np.ndarray, *options: str) -> np.ndarray:
+        """Run predict on encoded reviews, (N, maxlen) int32, passed as a .npy file.
+
+        ``options`` are extra predict flags, e.g. ``--kernels reference``.
+        """
         name = f"ids-{model}.npy"
         np.save(self.work.host / name, np.ascontiguousarray(ids, np.int32))
-        return self._predict(model, ["--ids", self.work.path(name)], len(ids),
-                             f"{model} predict --ids")
+        return self._predict(model, ["--ids", self.work.path(name), *options], len(ids),
+                             f"{model} predict --ids {' '.join(options)}".strip())
 
     def predict_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
         """Run predict on raw reviews, one per line in a UTF-8 file (newlines -> spaces)."""

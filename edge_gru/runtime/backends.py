@@ -73,17 +73,33 @@ class OnnxBackend:
         return np.concatenate(out).astype(np.float64) if out else np.empty(0)
 
 
-def _litert_interpreter(path: Path, threads: int) -> Any:
+LITERT_KERNELS = ("default", "reference")
+
+
+def _litert_interpreter(path: Path, threads: int, kernels: str = "default") -> Any:
+    """LiteRT with its default (optimised, XNNPACK) kernels or its portable reference kernels.
+
+    The optimised int8 kernels differ by CPU (x86 vs arm64 outputs can differ by a few
+    LSB); the reference kernels give the same bits on every CPU.
+    """
+    if kernels not in LITERT_KERNELS:
+        raise EdgeGruError(f"unknown LiteRT kernels {kernels!r}: expected one of {LITERT_KERNELS}")
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
         except ImportError as exc:
             raise EdgeGruError(
                 "no LiteRT interpreter: pip install '.[litert]' (ai-edge-litert) or tflite-runtime"
             ) from exc
     try:
+        if kernels == "reference":
+            return Interpreter(
+                model_path=str(path),
+                num_threads=threads,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+            )
         return Interpreter(model_path=str(path), num_threads=threads)
     except Exception as exc:  # LiteRT raises ValueError/RuntimeError for bad flatbuffers
         raise EdgeGruError(f"cannot load TFLite model {path.name}: {_first_line(exc)}") from exc
@@ -193,15 +209,20 @@ class TfliteStepBackend:
         return np.asarray([self._one(row) for row in ids], np.float64)
 
 
-def open_backend(path: Path, threads: int = 1, maxlen: int | None = None) -> Backend:
-    """Pick the runner by file suffix; a one-line error for anything else."""
+def open_backend(
+    path: Path, threads: int = 1, maxlen: int | None = None, kernels: str = "default"
+) -> Backend:
+    """Pick the runner by file suffix; a one-line error for anything else.
+
+    ``kernels`` selects LiteRT's kernels for ``.tflite`` models (see :data:`LITERT_KERNELS`).
+    """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise EdgeGruError(f"model file not found: {path}")
     if suffix == ONNX_SUFFIX:
         return OnnxBackend(path, threads)
     if suffix == TFLITE_SUFFIX:
-        interp = _litert_interpreter(path, threads)
+        interp = _litert_interpreter(path, threads, kernels)
         if len(interp.get_input_details()) == 2:
             return TfliteStepBackend(interp, maxlen)
         return TfliteBackend(interp)

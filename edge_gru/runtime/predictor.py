@@ -53,14 +53,16 @@ class Predictor:
     _encoder: TextEncoder | None = None
 
     @classmethod
-    def from_bundle(cls, model_path: str | Path, threads: int = 1) -> Predictor:
+    def from_bundle(
+        cls, model_path: str | Path, threads: int = 1, kernels: str = "default"
+    ) -> Predictor:
         """Open ``model_path`` and the ``metadata.json`` / word index beside it."""
         path = Path(model_path)
         if path.is_dir():
             raise EdgeGruError(f"--model {path} is a folder; name a .onnx or .tflite file in it")
         meta = read_metadata(path.parent) if path.parent.is_dir() else None
         meta_maxlen = int(meta["maxlen"]) if meta else None
-        backend = open_backend(path, threads, meta_maxlen)
+        backend = open_backend(path, threads, meta_maxlen, kernels)
         maxlen = backend.maxlen or meta_maxlen
         if maxlen is None:
             raise EdgeGruError(f"{path.name} has no fixed maxlen and no {METADATA_FILE} beside it")

@@ -123,7 +123,11 @@ def _build(ctx: BuildContext, stage: str, model: str, quantized_output: bool) ->
         except Arm64Unavailable as exc:
             raise RuntimeError(f"{stage}: {exc}") from exc
         lsb = _output_scale(host) if quantized_output else None
-        return vs_x86(probs, host.predict_ids(ids), arm_raw, host.predict_texts(texts), labels, lsb)
+        x86_ids, x86_raw = host.predict_ids(ids), host.predict_texts(texts)
+        report = vs_x86(probs, x86_ids, arm_raw, x86_raw, labels, lsb)
+        if lsb is not None:
+            report.update(_reference_kernels_vs_x86(env, source / model, ids, lsb))
+        return report
 
     info = {
         "arm64_packages": dict(env.versions),
@@ -134,6 +138,24 @@ def _build(ctx: BuildContext, stage: str, model: str, quantized_output: bool) ->
     path = source / model
     return StageRunner(predict=predict, artifact=path, size_bytes=path.stat().st_size,
                        batch_size=1 << 30, extra_metrics=extra, info=info)
+
+
+def _reference_kernels_vs_x86(env: Arm64Env, path: Path, ids: np.ndarray, lsb: float) -> dict:
+    """LiteRT's optimised int8 kernels differ by CPU; its reference kernels must not.
+
+    Runs the encoded reviews again with ``--kernels reference`` on both CPUs: any
+    difference here would be a real portability bug, not a kernel choice.
+    """
+    from ..runtime import Predictor
+
+    try:
+        arm = env.predict_ids(path.name, ids, "--kernels", "reference")
+    except Arm64Unavailable as exc:
+        raise RuntimeError(f"{path.name} with reference kernels: {exc}") from exc
+    x86 = Predictor.from_bundle(path, kernels="reference").predict_ids(ids)
+    lsbs = np.rint(np.abs(arm - x86) / lsb).astype(np.int64)
+    return {"reference_kernels_n": int(len(ids)),
+            "max_lsb_diff_vs_x86_reference_kernels": int(lsbs.max()) if len(lsbs) else 0}
 
 
 def _output_scale(host: Any) -> float:

@@ -20,22 +20,15 @@ def _float_onnx(ctx: BuildContext) -> Path:
 
 
 def _int8_onnx(ctx: BuildContext) -> Path:
-    from ..quantize_onnx import DEFAULT_METHOD, quantize_int8
-    from .onnx import INT8_FILE, float_model
+    from .onnx import int8_model  # the memoised builder onnx_int8 uses
 
-    path = ctx.out_dir / INT8_FILE
-    if path.is_file():  # onnx_int8 ran earlier in this run
-        return path
-    opts = ctx.options("onnx_int8")
-    method = str(opts.get("method", DEFAULT_METHOD))
-    calibration = ctx.calibration_ids(int(opts.get("calibration", 500)))
-    return quantize_int8(float_model(ctx), path, method, calibration)
+    return int8_model(ctx)[0]
 
 
 def _int8_tflite(ctx: BuildContext) -> Path:
-    from .tflite import _int8_model  # the memoised builder tflite_int8_litert uses
+    from .tflite import int8_model  # the memoised builder tflite_int8_litert uses
 
-    return _int8_model(ctx).path
+    return int8_model(ctx).path
 
 
 BUILDERS: dict[str, Callable[[BuildContext], Path]] = {

@@ -31,6 +31,20 @@ def float_model(ctx: BuildContext) -> Path:
     return ctx.artifact("onnx_float", lambda: export_float(ctx.weights, ctx.out_dir / FLOAT_FILE))
 
 
+def int8_model(ctx: BuildContext) -> tuple[Path, str]:
+    """``model_int8.onnx`` (and the method that made it), built once per run."""
+    from ..quantize_onnx import DEFAULT_METHOD, quantize_int8
+
+    opts = ctx.options("onnx_int8")
+    method = str(opts.get("method", DEFAULT_METHOD))
+
+    def build() -> Path:
+        calibration = ctx.calibration_ids(int(opts.get("calibration", 500)))
+        return quantize_int8(float_model(ctx), ctx.out_dir / INT8_FILE, method, calibration)
+
+    return ctx.artifact("onnx_int8", build), method
+
+
 def _runner(path: Path, info: dict[str, object]) -> StageRunner:
     from ..runtime.backends import OnnxBackend
 
@@ -60,12 +74,7 @@ def _build_float(ctx: BuildContext) -> StageRunner:
 
 def _build_int8(ctx: BuildContext) -> StageRunner:
     _require_onnx()
-    from ..quantize_onnx import DEFAULT_METHOD, quantize_int8
-
-    opts = ctx.options("onnx_int8")
-    method = str(opts.get("method", DEFAULT_METHOD))
-    calibration = ctx.calibration_ids(int(opts.get("calibration", 500)))
-    path = quantize_int8(float_model(ctx), ctx.out_dir / INT8_FILE, method, calibration)
+    path, method = int8_model(ctx)
     return _runner(path, {"method": method})
 
 

@@ -40,7 +40,8 @@ def _float_model(ctx: BuildContext) -> TfliteArtifact:
     return ctx.artifact("tflite_float", build)
 
 
-def _int8_model(ctx: BuildContext) -> TfliteArtifact:
+def int8_model(ctx: BuildContext) -> TfliteArtifact:
+    """``model_int8.tflite`` and its TFLM sources, built once per run for every stage using it."""
     from ..export_tflite import UNROLLED_CALIBRATION, int8_tflite
 
     def build() -> TfliteArtifact:
@@ -85,7 +86,7 @@ def _build_float(ctx: BuildContext) -> StageRunner:
 def _build_litert(ctx: BuildContext) -> StageRunner:
     from ..runners.litert import LiteRTModel
 
-    art = _int8_model(ctx)
+    art = int8_model(ctx)
     mode = ctx.options("tflite_int8_litert").get("mode", "xnnpack")
     model = LiteRTModel(art.data, mode)
 
@@ -108,7 +109,7 @@ def _build_tflm(ctx: BuildContext) -> StageRunner:
     from ..runners.litert import LiteRTModel
     from ..runners.tflm import TflmModel
 
-    art = _int8_model(ctx)
+    art = int8_model(ctx)
     assert art.arena is not None
     model = TflmModel(art.data, art.arena.size)
     raws: list[np.ndarray] = []
