@@ -24,6 +24,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
     except OSError as exc:
         raise EdgeGruError(f"cannot create output folder in {parent}: {exc.strerror}") from exc
     try:
