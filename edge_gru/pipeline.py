@@ -6,10 +6,9 @@ subprocess; the CLI only maps its result and errors to exit codes.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +63,7 @@ def _obtain_model(
     """Load the user's model (its dimensions win over the recipe's) or train the seed model."""
     if opts.model is not None:
         loaded = keras_model.load_model(opts.model)
-        recipe = Recipe(
-            **{**recipe.__dict__, "model": keras_model.config_from_model(loaded, recipe.model)}
-        )
+        recipe = replace(recipe, model=keras_model.config_from_model(loaded, recipe.model))
         data = load_imdb(source, recipe.model.vocab, recipe.model.maxlen)
         say(f"loaded {opts.model.name}: {loaded.count_params():,} parameters")
         return loaded, recipe, data
@@ -113,9 +110,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         results = []
         for stage in stages:
             say(f"stage {stage.name}: {stage.description}")
-            results.append(
-                evaluate_stage(stage, ctx, baseline, recipe, opts.max_eval or recipe.max_eval)
-            )
+            results.append(evaluate_stage(stage, ctx, baseline, recipe, max_eval))
         meta = {
             "recipe": recipe.name,
             "data_source": source.describe(),
@@ -135,9 +130,3 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         doc = write_report(tmp, results, baseline, meta)
         write_bundle(ctx, doc)
     return ConvertResult(out=opts.out, report=doc, stages=results)
-
-
-def remove_if_empty(path: Path) -> None:
-    """Tidy helper for callers that created ``path`` only for this run."""
-    if path.is_dir() and not any(path.iterdir()):
-        shutil.rmtree(path)
