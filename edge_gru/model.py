@@ -180,11 +180,10 @@ def extract_weights(model: Any, maxlen: int) -> GruWeights:
     )
 
 
-def config_from_model(model: Any, base: ModelConfig) -> ModelConfig:
+def config_from_weights(w: GruWeights, base: ModelConfig) -> ModelConfig:
     """The recipe's config with the dimensions a loaded model actually has."""
     from dataclasses import replace
 
-    w = extract_weights(model, model_maxlen(model, base.maxlen))
     return replace(
         base,
         vocab=w.vocab,

@@ -23,6 +23,7 @@ from .recipe import Recipe, load_recipe
 from .report import write_report
 from .stage import BuildContext
 from .stages import select_stages
+from .weights import GruWeights
 
 MODEL_FILE = "model.keras"
 
@@ -59,14 +60,17 @@ def _say(quiet: bool) -> Callable[[str], None]:
 
 def _obtain_model(
     opts: ConvertOptions, recipe: Recipe, source: Any, say: Callable[[str], None]
-) -> tuple[Any, Recipe, ImdbSplits]:
+) -> tuple[Any, GruWeights, Recipe, ImdbSplits]:
     """Load the user's model (its dimensions win over the recipe's) or train the seed model."""
     if opts.model is not None:
         loaded = keras_model.load_model(opts.model)
-        recipe = replace(recipe, model=keras_model.config_from_model(loaded, recipe.model))
+        weights = keras_model.extract_weights(
+            loaded, keras_model.model_maxlen(loaded, recipe.model.maxlen)
+        )
+        recipe = replace(recipe, model=keras_model.config_from_weights(weights, recipe.model))
         data = load_imdb(source, recipe.model.vocab, recipe.model.maxlen)
         say(f"loaded {opts.model.name}: {loaded.count_params():,} parameters")
-        return loaded, recipe, data
+        return loaded, weights, recipe, data
     cfg = recipe.model
     data = load_imdb(source, cfg.vocab, cfg.maxlen)
     say(
@@ -75,7 +79,7 @@ def _obtain_model(
     )
     verbose = 0 if opts.quiet else (1 if sys.stdout.isatty() else 2)  # one line per epoch in logs
     trained = keras_model.train_model(cfg, data.x_train, data.y_train, verbose=verbose)
-    return trained, recipe, data
+    return trained, keras_model.extract_weights(trained, cfg.maxlen), recipe, data
 
 
 def run_convert(opts: ConvertOptions) -> ConvertResult:
@@ -86,8 +90,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         raise EdgeGruError("--max-eval must be a positive integer")
     stages = select_stages(opts.stages if opts.stages is not None else recipe.stages)
     source = resolve_source(opts.data)
-    model, recipe, data = _obtain_model(opts, recipe, source, say)
-    weights = keras_model.extract_weights(model, recipe.model.maxlen)
+    model, weights, recipe, data = _obtain_model(opts, recipe, source, say)
     max_eval = opts.max_eval or recipe.max_eval
     with staged_output(opts.out) as tmp:
         save_deterministic(model, tmp / MODEL_FILE)

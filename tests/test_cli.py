@@ -109,26 +109,17 @@ def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith("python -m edge_gru.convert: error:")
 
 
+def _convert_reference(data: Path, model: Path, out: Path, n: int, *extra: str) -> int:
+    """The CLI on a saved model, the reference stage only, the first ``n`` test reviews."""
+    args = ["--data", str(data), "--model", str(model), "--out", str(out)]
+    return main([*args, *extra, "--stages", "reference", "--max-eval", str(n), "--quiet"])
+
+
 def test_loaded_model_run_writes_report_and_keeps_contract(
     tmp_path, small_model_file, data_dir, small_model
 ) -> None:
     out = tmp_path / "build"
-    code = main(
-        [
-            "--data",
-            str(data_dir),
-            "--model",
-            str(small_model_file),
-            "--out",
-            str(out),
-            "--stages",
-            "reference",
-            "--max-eval",
-            "400",
-            "--quiet",
-        ]
-    )
-    assert code == 0
+    assert _convert_reference(data_dir, small_model_file, out, 400) == 0
     doc = json.loads((out / "report.json").read_text())
     (stage,) = doc["stages"]
     for key in (
@@ -167,23 +158,7 @@ def test_gate_breach_exits_1_and_still_reports(
     recipe = tmp_path / "strict.toml"
     recipe.write_text("[stages.reference.gates]\nmax_abs_diff = 1e-15\n")
     out = tmp_path / "build"
-    code = main(
-        [
-            "--data",
-            str(data_dir),
-            "--model",
-            str(small_model_file),
-            "--out",
-            str(out),
-            "--recipe",
-            str(recipe),
-            "--stages",
-            "reference",
-            "--max-eval",
-            "200",
-            "--quiet",
-        ]
-    )
+    code = _convert_reference(data_dir, small_model_file, out, 200, "--recipe", str(recipe))
     assert code == 1
     assert "drift gate breached: reference: max_abs_diff" in capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
