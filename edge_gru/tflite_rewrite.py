@@ -1,21 +1,28 @@
 """Store the converter's int8 unrolled GRU compactly, through the flatbuffer schema.
 
-The converter describes each of the 100 steps anew, with names such as
-``rows_zr;rows_zr1;...`` in every tensor. With one int8 range per step role (fixed by
-:mod:`edge_gru.step_ranges`), the steps' tensors differ only in names, so this rewrite (on
-the object API, see :mod:`edge_gru.flatbuffer_io`) keeps every tensor, operator and
+The converter describes each of the 100 steps anew: its own tensors, names such as
+``rows_zr;rows_zr1;...`` and operators. With one int8 range per step role (fixed by
+:mod:`edge_gru.step_ranges`) every step computes with the same numbers, so this rewrite
+(on the object API, see :mod:`edge_gru.flatbuffer_io`) keeps every operator and
 quantization parameter, and so every output bit, but
 
+* lets steps ``2..T-1`` write into step 1's tensors (one tensor per step role) and the
+  state ping-pong between two tensors, so their operators become identical and are stored
+  once or twice instead of 100 times;
 * drops names (keeping ``ids`` / ``probability``), metadata and signature tables;
 * points every non-constant tensor at the one empty buffer and merges equal constants;
 * omits operator options equal to the schema defaults and gives the most used operator
   code index 0 (flatbuffers does not store default values);
-* writes each distinct shape, quantization table, operand list and tensor table once.
+* writes each distinct shape, quantization table, operand list, tensor and operator once.
 
-Tried and rejected (ai-edge-litert 2.3, tflite-micro): sharing one tensor per role across
-steps, which would make the operators identical too (stored once). The XNNPACK delegate
-then fails ("failed to create XNNPACK runtime", or crashes) as soon as a value has several
-producers, and LiteRT without delegates lets ADD/MUL outputs alias single-use inputs.
+What the sharing must not touch, found on ai-edge-litert 2.3 and tflite-micro (and
+checked by the tests on every LiteRT mode and TFLM, bit for bit against the unshared
+model): an operator that reads a per-step input row keeps its own output tensor, because
+LiteRT's builtin kernels may compute ADD/MUL in place into a single-use input, which
+would put a shared tensor inside one step's row. The per-step ``[z, r]`` split is a
+SPLIT, not a SPLIT_V: XNNPACK delegates SPLIT, so the steps form one XNNPACK subgraph;
+with SPLIT_V between them, each step is a separate delegate partition, and a tensor
+written by several partitions makes XNNPACK fail or compute wrong values.
 :func:`unify_state` re-quantizes the step model's state (a bias re-quantization, see
 :meth:`_Graph.requantize_biases`).
 
@@ -208,10 +215,44 @@ def _steps(graph: _Graph) -> tuple[dict[int, list[int]], list[int]]:
     return by_step, state
 
 
+def _share_step_tensors(graph: _Graph, by_step: dict[int, list[int]], state: list[int]) -> None:
+    """Steps ``2..T-1`` write into step 1's tensors; the state alternates between two tensors.
+
+    Outputs of operators that read a per-step input row stay per step (see the module
+    docstring). Tensors are only merged when shape, type and quantization are equal.
+    """
+    g = graph.g
+    steps = sorted(by_step)
+    produced = {i for t in steps for k in by_step[t] for i in g.operators[k].outputs}
+
+    def same(a: int, b: int) -> bool:
+        ta, tb = g.tensors[a], g.tensors[b]
+        return (list(ta.shape), ta.type, _q(ta)) == (list(tb.shape), tb.type, _q(tb))
+
+    alias: dict[int, int] = {}
+    for t in steps[2:]:
+        alias[state[t]] = state[1 + (t - 1) % 2]
+        for k1, kt in zip(by_step[1], by_step[t]):
+            op = g.operators[kt]
+            if any(i >= 0 and i not in produced and not graph.is_const(i) for i in op.inputs):
+                continue  # reads its step's input row
+            for a, b in zip(g.operators[k1].outputs, op.outputs):
+                if b != state[t]:
+                    alias[b] = a
+    for b, a in alias.items():
+        if not same(a, b):
+            raise RewriteError("steps' tensors differ in shape, type or quantization")
+    for op in g.operators:
+        op.inputs = [alias.get(i, i) for i in op.inputs]
+        op.outputs = [alias.get(i, i) for i in op.outputs]
+    g.outputs = [alias.get(i, i) for i in g.outputs]
+
+
 def share_steps(data: bytes) -> bytes:
     """Store an int8 unrolled GRU compactly (bit-identical outputs); see the module docstring."""
     graph = _Graph(data)
-    _steps(graph)  # refuse models without the unrolled step structure
+    by_step, state = _steps(graph)
+    _share_step_tensors(graph, by_step, state)
     return graph.compact(_io_names(graph))
 
 

@@ -81,7 +81,9 @@ def gru_step(
     else:
         a = fq(tf.matmul(h, c["u_zr"], name=f"s{t}_azr"), "azr", t)
         zr = tf.math.sigmoid(fq(tf.add(xzr, a, name=f"s{t}_gzr"), "gzr", t), name=f"s{t}_zr")
-    z, r = tf.split(zr, [u, u], axis=1, name=f"s{t}_split")
+    # An even split converts to SPLIT, which XNNPACK delegates (SPLIT_V it does not): the
+    # steps then form one XNNPACK partition, which sharing tensors across steps requires.
+    z, r = tf.split(zr, 2, axis=1, name=f"s{t}_split")
     if h is None:
         # h_0 = 0: reset_after gives n = tanh(x W_h + b_ih + r * b_rh).
         pre = tf.add(xh, tf.multiply(r, c["rb_h"], name=f"s{t}_rhh"), name=f"s{t}_gh")
