@@ -21,7 +21,8 @@ else:  # pragma: no cover - Python 3.10
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "convert"
 HIGHER_IS_BETTER = frozenset(
-    {"agreement", "accuracy", "decision_equal_fraction", "decision_agreement_vs_litert"}
+    {"agreement", "accuracy", "decision_equal_fraction", "decision_agreement_vs_litert",
+     "within_8_lsb_vs_litert"}
 )
 
 

@@ -130,6 +130,7 @@ def _build_tflm(ctx: BuildContext) -> StageRunner:
         return {
             "lsb_histogram_vs_litert": lsb_histogram(litert, tflm),
             "max_lsb_vs_litert": int(diff.max()),
+            "within_8_lsb_vs_litert": float(np.mean(diff <= 8)),
             "decision_agreement_vs_litert": float(np.mean((litert > 0) == (tflm > 0))),
             "rerun_mismatches": int(np.sum(again != tflm[: len(again)])),
             "arena_bytes": art.arena.size,
