@@ -97,6 +97,13 @@ class _Graph:
         self.g.tensors.append(t)
         return len(self.g.tensors) - 1
 
+    def redirect(self, alias: dict[int, int]) -> None:
+        """Make operators and graph outputs use tensor ``alias[i]`` wherever they used ``i``."""
+        for op in self.g.operators:
+            op.inputs = [alias.get(i, i) for i in op.inputs]
+            op.outputs = [alias.get(i, i) for i in op.outputs]
+        self.g.outputs = [alias.get(i, i) for i in self.g.outputs]
+
     def requantize_biases(self) -> None:
         """Give each FULLY_CONNECTED bias the scale its (possibly new) input scale implies."""
         fc = self.s.BuiltinOperator.FULLY_CONNECTED
@@ -141,11 +148,7 @@ class _Graph:
                 key = (t.type, tuple(t.shape), bytes(m.buffers[t.buffer].data), qkey)
                 alias[i] = const_of.setdefault(key, i)
 
-        def fix(i: int) -> int:
-            return alias.get(i, i) if i >= 0 else i
-        for op in g.operators:
-            op.inputs = [fix(i) for i in op.inputs]
-            op.outputs = [fix(i) for i in op.outputs]
+        self.redirect(alias)
         used = sorted({i for op in g.operators for i in (*op.inputs, *op.outputs) if i >= 0}
                       | set(g.inputs) | set(g.outputs))
         new_index = {old: new for new, old in enumerate(used)}
@@ -242,10 +245,7 @@ def _share_step_tensors(graph: _Graph, by_step: dict[int, list[int]], state: lis
     for b, a in alias.items():
         if not same(a, b):
             raise RewriteError("steps' tensors differ in shape, type or quantization")
-    for op in g.operators:
-        op.inputs = [alias.get(i, i) for i in op.inputs]
-        op.outputs = [alias.get(i, i) for i in op.outputs]
-    g.outputs = [alias.get(i, i) for i in g.outputs]
+    graph.redirect(alias)
 
 
 def share_steps(data: bytes) -> bytes:
