@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_gru.data import load_imdb  # noqa: E402
+from edge_gru.data.imdb import load_imdb  # noqa: E402
 from edge_gru.fixed_point import firmware  # noqa: E402
 from edge_gru.fixed_point.device import ticks_to_instructions  # noqa: E402
 from edge_gru.fixed_point.qemu import QemuDevice  # noqa: E402

@@ -32,9 +32,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_gru.data import load_imdb  # noqa: E402
-from edge_gru.export_onnx import export_float, export_tf2onnx_loop  # noqa: E402
-from edge_gru.quantize_onnx import DEFAULT_METHOD, METHODS, quantize_int8  # noqa: E402
+from edge_gru.data.imdb import load_imdb  # noqa: E402
+from edge_gru.onnx.export import export_float, export_tf2onnx_loop  # noqa: E402
+from edge_gru.onnx.quantize import DEFAULT_METHOD, METHODS, quantize_int8  # noqa: E402
 from edge_gru.runtime.backends import open_backend  # noqa: E402
 from edge_gru.weights import GruWeights  # noqa: E402
 
@@ -166,7 +166,7 @@ def main() -> int:
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args()
 
-    from edge_gru.model import extract_weights, keras_predict, load_model
+    from edge_gru.model.training import extract_weights, keras_predict, load_model
 
     tf_single_thread()
     model = load_model(args.bundle / "model.keras")

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from edge_gru.data import load_imdb, resolve_source  # noqa: E402
-from edge_gru.model import extract_weights, load_model, model_maxlen  # noqa: E402
+from edge_gru.data.imdb import load_imdb, resolve_source  # noqa: E402
+from edge_gru.model.training import extract_weights, load_model, model_maxlen  # noqa: E402
 from edge_gru.runners.litert import MODES, LiteRTModel  # noqa: E402
 from edge_gru.runners.tflm import TflmModel, TflmStepModel  # noqa: E402
 

@@ -17,8 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .stage import BuildContext
-from .text import (
+from .data.text import (
     FILTERS,
     INDEX_FROM,
     OOV_CHAR,
@@ -27,6 +26,7 @@ from .text import (
     load_word_index,
     save_ranked_words,
 )
+from .stages.base import BuildContext
 
 METADATA_FILE = "metadata.json"
 WORD_INDEX_FILE = "word_index.txt.gz"

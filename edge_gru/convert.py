@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_stages:
         return _list_stages()
     quiet_tensorflow()
+    from .drift.report import stage_table
     from .pipeline import ConvertOptions, run_convert
-    from .report import stage_table
 
     stages = None
     if args.stages is not None:

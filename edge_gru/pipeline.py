@@ -12,17 +12,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import model as keras_model
 from .bundle import write_bundle
-from .data import ImdbSplits, load_imdb, resolve_source
-from .drift import Baseline, StageResult, evaluate_stage
+from .data.imdb import ImdbSplits, load_imdb, resolve_source
+from .drift.harness import Baseline, StageResult, evaluate_stage
+from .drift.report import write_report
 from .errors import EdgeGruError
-from .keras_io import save_deterministic
+from .model import training as keras_model
+from .model.save import save_deterministic
 from .outdir import staged_output
 from .recipe import Recipe, load_recipe
-from .report import write_report
-from .stage import BuildContext
 from .stages import select_stages
+from .stages.base import BuildContext
 from .weights import GruWeights
 
 MODEL_FILE = "model.keras"

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 from edge_gru.convert import main as convert_main
-from edge_gru.data import load_imdb
+from edge_gru.data.imdb import load_imdb
 
 VOCAB, MAXLEN = 5000, 80
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from edge_gru.drift.report import stage_table
 from edge_gru.pipeline import ConvertOptions, run_convert
-from edge_gru.report import stage_table
 
 
 def main(out: str = "build") -> int:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("EDGE_GRU_DATA", str(REPO.parent / "shared" / "data"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from edge_gru.data import ImdbSplits, load_imdb  # noqa: E402
+from edge_gru.data.imdb import ImdbSplits, load_imdb  # noqa: E402
 from edge_gru.recipe import ModelConfig  # noqa: E402
 from edge_gru.weights import GruWeights  # noqa: E402
 
@@ -67,7 +67,7 @@ class TrainedModel:
 
 def train_small(data_dir: Path, **overrides: Any) -> TrainedModel:
     """A real model trained briefly (8,000 reviews, 1 epoch, ~79% accuracy): fast, not chance."""
-    from edge_gru.model import extract_weights, train_model
+    from edge_gru.model.training import extract_weights, train_model
 
     config = ModelConfig(epochs=1, train_subset=8000, **overrides)
     data = load_imdb(data_dir, config.vocab, config.maxlen)

@@ -95,10 +95,10 @@ def test_stage_without_mirror_says_why(
     small_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unavailable -> skipped with one line on a laptop, a breach in CI; tried once per run."""
-    from edge_gru.drift import Baseline, evaluate_stage
+    from edge_gru.drift.harness import Baseline, evaluate_stage
     from edge_gru.recipe import load_recipe
-    from edge_gru.stage import BuildContext
     from edge_gru.stages import select_stages
+    from edge_gru.stages.base import BuildContext
 
     monkeypatch.setenv("EDGE_GRU_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGE_GRU_DEBIAN_MIRROR", UNREACHABLE)

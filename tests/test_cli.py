@@ -143,7 +143,7 @@ def test_loaded_model_run_writes_report_and_keeps_contract(
     for name in ("report.md", "drift.png", "model.keras", "metadata.json", "word_index.txt.gz"):
         assert (out / name).is_file(), name
     assert "| reference |" in (out / "report.md").read_text()
-    from edge_gru.model import load_model
+    from edge_gru.model.training import load_model
 
     reloaded = load_model(out / "model.keras")  # the normalised archive still loads
     ids = small_model.data.x_test[:50]

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_gru.data import (
+from edge_gru.data.imdb import (
     encode_and_pad,
     iter_stanford_reviews,
     load_imdb,
     load_raw,
     resolve_source,
 )
+from edge_gru.data.padding import pad_sequences
+from edge_gru.data.text import TextEncoder, load_ranked_words, save_ranked_words, tokenize
 from edge_gru.errors import EdgeGruError
-from edge_gru.padding import pad_sequences
-from edge_gru.text import TextEncoder, load_ranked_words, save_ranked_words, tokenize
 
 # Keras' own dump starts with this review ("this film was just brilliant ..."), which the
 # data README identifies as aclImdb/train/pos/576_10.txt.
@@ -108,7 +108,7 @@ def test_pad_sequences_matches_keras() -> None:
 
 
 def test_ranked_word_file_round_trip(data_dir: Path, tmp_path: Path) -> None:
-    from edge_gru.text import load_word_index
+    from edge_gru.data.text import load_word_index
 
     index = load_word_index(data_dir / "imdb_word_index.json")
     save_ranked_words(index, tmp_path / "w.txt.gz")

@@ -208,10 +208,10 @@ def test_make_without_weights_says_what_to_do(tmp_path: Path) -> None:
 def test_board_cli_scores_texts_over_the_uart(seed: Built, small_model, data_dir: Path,
                                               tmp_path: Path, capsys, arm_tools: None) -> None:
     """The README's board command, against QEMU's serial port (same code as /dev/tty*)."""
+    from edge_gru.data.text import load_word_index, save_ranked_words
     from edge_gru.errors import EdgeGruError
     from edge_gru.fixed_point import board
     from edge_gru.fixed_point.qemu import QemuDevice
-    from edge_gru.text import load_word_index, save_ranked_words
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()

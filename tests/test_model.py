@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_gru.errors import EdgeGruError
-from edge_gru.model import check_supported, extract_weights, load_model, train_model
+from edge_gru.model.training import check_supported, extract_weights, load_model, train_model
 from edge_gru.recipe import ModelConfig
 
 

@@ -11,12 +11,12 @@ import onnxruntime as ort
 import pytest
 
 from edge_gru import reference
-from edge_gru.drift import Baseline, evaluate_stage
-from edge_gru.export_onnx import build_model, export_float, gru_onnx_params
-from edge_gru.quantize_onnx import METHODS, quantize_int8
+from edge_gru.drift.harness import Baseline, evaluate_stage
+from edge_gru.onnx.export import build_model, export_float, gru_onnx_params
+from edge_gru.onnx.quantize import METHODS, quantize_int8
 from edge_gru.recipe import Recipe
-from edge_gru.stage import BuildContext
 from edge_gru.stages import select_stages
+from edge_gru.stages.base import BuildContext
 
 
 def _run(path: Path | bytes, ids: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def test_float_onnx_matches_keras(
     fixture: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """Max abs diff <= 1e-5 vs Keras on 1,000 real test reviews, both reset_after variants."""
-    from edge_gru.model import keras_predict
+    from edge_gru.model.training import keras_predict
 
     trained = request.getfixturevalue(fixture)
     ids = trained.data.x_test[:1000]
@@ -47,8 +47,8 @@ def test_float_onnx_matches_keras(
 
 def test_tf2onnx_loop_baseline_matches_keras(small_model, tmp_path: Path) -> None:
     """The benchmark's tf2onnx graph is the same model (a Loop), just slower."""
-    from edge_gru.export_onnx import export_tf2onnx_loop
-    from edge_gru.model import keras_predict
+    from edge_gru.model.training import keras_predict
+    from edge_gru.onnx.export import export_tf2onnx_loop
 
     path = export_tf2onnx_loop(small_model.keras, small_model.weights.maxlen, tmp_path / "l.onnx")
     ops = {n.op_type for n in onnx.load(path).graph.node}
@@ -135,7 +135,7 @@ def test_bad_quantization_requests_are_one_line_errors(small_model, tmp_path: Pa
 
 def test_stages_pass_their_gates(small_model, tmp_path: Path) -> None:
     """onnx_float passes max_abs_diff <= 1e-5 and onnx_int8 the int8 gates, via the harness."""
-    from edge_gru.model import keras_predict
+    from edge_gru.model.training import keras_predict
 
     n = 2000
     ids = small_model.data.x_test[:n]
@@ -155,7 +155,7 @@ def test_stages_pass_their_gates(small_model, tmp_path: Path) -> None:
 
 def test_a_tight_gate_fails_the_int8_stage(small_model, tmp_path: Path) -> None:
     """Gates bite: int8 cannot meet a float-sized bound on max abs diff."""
-    from edge_gru.model import keras_predict
+    from edge_gru.model.training import keras_predict
 
     ids = small_model.data.x_test[:500]
     baseline = Baseline(ids, small_model.data.y_test[:500], keras_predict(small_model.keras, ids))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge_gru import reference
-from edge_gru.model import build_model, extract_weights, keras_predict, set_determinism
+from edge_gru.model.training import build_model, extract_weights, keras_predict, set_determinism
 from edge_gru.recipe import ModelConfig
 
 

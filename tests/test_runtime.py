@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_gru.data import KERAS_SHUFFLE_SEED, iter_stanford_reviews, resolve_source
+from edge_gru.data.imdb import KERAS_SHUFFLE_SEED, iter_stanford_reviews, resolve_source
+from edge_gru.data.text import OOV_CHAR
 from edge_gru.errors import EdgeGruError
 from edge_gru.pipeline import ConvertOptions, ConvertResult, run_convert
 from edge_gru.runtime import Predictor
-from edge_gru.text import OOV_CHAR
 
 REPO = Path(__file__).resolve().parent.parent
 N_EVAL = 300
@@ -29,7 +29,7 @@ def make_bundle(small_model, data_dir: Path, factory: pytest.TempPathFactory) ->
     Built once per session (test_predict and test_runtime_tflite reuse it; the latter only
     adds ``.tflite`` files beside the ONNX models).
     """
-    from edge_gru.keras_io import save_deterministic
+    from edge_gru.model.save import save_deterministic
 
     if id(small_model) in _BUNDLES:
         return _BUNDLES[id(small_model)]

@@ -2,7 +2,7 @@
 output) and the streaming step model, with I/O quantization read from the interpreter.
 
 The models are converted here with TFLiteConverter from a plain TensorFlow GRU (the real
-exports come from ``edge_gru.export_tflite``); what is tested is that the runtime feeds and
+exports come from ``edge_gru.tflite.export``); what is tested is that the runtime feeds and
 reads any of these shapes and dtypes correctly, against the NumPy reference.
 """
 
@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from edge_gru import reference
 from edge_gru.errors import EdgeGruError
-from edge_gru.export_tflite import convert_function
 from edge_gru.runtime import Predictor
 from edge_gru.runtime.backends import TfliteBackend, TfliteStepBackend, open_backend
+from edge_gru.tflite.export import convert_function
 from edge_gru.weights import GruWeights
 
 REPO = Path(__file__).resolve().parent.parent

@@ -28,8 +28,8 @@ def _calibration(trained, n: int) -> np.ndarray:  # noqa: ANN001
 
 
 def _build(trained) -> Built:  # noqa: ANN001
-    from edge_gru.export_tflite import UNROLLED_CALIBRATION, raw_int8_tflite, step_int8_tflite
-    from edge_gru.tflite_rewrite import share_steps
+    from edge_gru.tflite.export import UNROLLED_CALIBRATION, raw_int8_tflite, step_int8_tflite
+    from edge_gru.tflite.rewrite import share_steps
 
     raw = raw_int8_tflite(trained.weights, _calibration(trained, UNROLLED_CALIBRATION))
     step = step_int8_tflite(trained.weights, _calibration(trained, 500), trained.config.seed)
@@ -119,7 +119,7 @@ def test_step_model_state_round_trips_and_matches_unrolled(seed_dims: Built, sma
     assert q_in["scales"][0] == q_out["scales"][0]
     assert q_in["zero_points"][0] == q_out["zero_points"][0]
     ids = small_model.data.x_test[:100]
-    from edge_gru.model import keras_predict
+    from edge_gru.model.training import keras_predict
 
     keras = keras_predict(small_model.keras, ids)
     probs = step.predict(ids)

@@ -113,7 +113,7 @@ def test_same_inputs_give_byte_identical_files(second_config: Path, small_model_
 
 
 def test_size_breakdown_adds_up(second_config: Path) -> None:
-    from edge_gru.tflite_size import size_breakdown
+    from edge_gru.tflite.size import size_breakdown
 
     data = (second_config / "model_int8.tflite").read_bytes()
     parts = size_breakdown(data)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_gru.model import keras_predict
-from edge_gru.unroll import predict_unrolled
+from edge_gru.model.training import keras_predict
+from edge_gru.tflite.unroll import predict_unrolled
 
 
 @pytest.mark.parametrize("fixture", ["small_model", "small_model_reset_before"])
@@ -22,8 +22,8 @@ def test_unrolled_graph_matches_keras(fixture: str, request: pytest.FixtureReque
 @pytest.mark.parametrize("fixture", ["small_model", "small_model_reset_before"])
 def test_float_tflite_matches_keras(fixture: str, request: pytest.FixtureRequest) -> None:
     """The batch-1 graph converted to float .tflite, run by LiteRT, on 100 reviews."""
-    from edge_gru.export_tflite import float_tflite
     from edge_gru.runners.litert import LiteRTModel
+    from edge_gru.tflite.export import float_tflite
 
     trained = request.getfixturevalue(fixture)
     ids = trained.data.x_test[:100]
@@ -36,7 +36,7 @@ def test_unrolled_graph_uses_only_tflm_ops(small_model_reset_before) -> None:  #
     """No SHAPE/FILL/SELECT_V2/WHILE: only ops TFLM ships kernels for."""
     import tflite
 
-    from edge_gru.export_tflite import float_tflite
+    from edge_gru.tflite.export import float_tflite
 
     m = tflite.Model.GetRootAsModel(float_tflite(small_model_reset_before.weights), 0)
     names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}

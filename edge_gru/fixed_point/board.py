@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..cli_common import OneLineParser
+from ..data.text import TextEncoder
 from ..errors import EdgeGruError
-from ..text import TextEncoder
 from ..weights import GruWeights
 from .device import COUNTER_CYCLES, COUNTER_QEMU_ICOUNT, Device, ticks_to_instructions
 

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..stage import StageUnavailable
+from ..stages.base import StageUnavailable
 
 FIRMWARE_ENV = "EDGE_GRU_FIRMWARE"
 

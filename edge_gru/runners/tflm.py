@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stage import StageUnavailable
+from ..stages.base import StageUnavailable
 from .common import ReviewRunner, dequantize, quantize
 
 

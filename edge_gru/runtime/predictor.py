@@ -1,8 +1,8 @@
 """Raw review text -> probability on a small Linux board, from a ``convert`` output bundle.
 
 The bundle folder holds the models, ``metadata.json`` (maxlen, vocab, tokenizer, threshold)
-and ``word_index.txt.gz``. Text is encoded by :mod:`edge_gru.text` and padded by
-:mod:`edge_gru.padding` -- the same code that produced the training ids -- so a review
+and ``word_index.txt.gz``. Text is encoded by :mod:`edge_gru.data.text` and padded by
+:mod:`edge_gru.data.padding` -- the same code that produced the training ids -- so a review
 typed on the Pi gets exactly the ids the model saw in training.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.padding import pad_sequences
+from ..data.text import OOV_CHAR, TextEncoder
 from ..errors import EdgeGruError
-from ..padding import pad_sequences
-from ..text import OOV_CHAR, TextEncoder
 from .backends import Backend, open_backend
 
 METADATA_FILE = "metadata.json"

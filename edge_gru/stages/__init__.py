@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from ..errors import EdgeGruError
-from ..stage import Stage
+from .base import Stage
 
 _MODULES = (
     "float_reference",

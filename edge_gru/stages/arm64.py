@@ -25,11 +25,11 @@ from ..arm64.compare import INT8_LOGISTIC_SCALE, vs_x86
 from ..arm64.errors import Arm64Unavailable
 from ..arm64.userland import ensure_userland
 from ..bundle import write_bundle
-from ..data import TARBALL_NAME, DataSource, iter_stanford_reviews
+from ..data.imdb import TARBALL_NAME, DataSource, iter_stanford_reviews
 from ..deploy import MODEL_FILES, make_bundle
 from ..errors import EdgeGruError
-from ..stage import BuildContext, Stage, StageRunner, StageUnavailable
 from .arm64_models import build_model_file
+from .base import BuildContext, Stage, StageRunner, StageUnavailable
 
 RAW_REVIEWS = 1000
 DEFAULT_MAX_EVAL = 2000

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..stage import BuildContext, StageUnavailable
+from .base import BuildContext, StageUnavailable
 
 
 def _float_onnx(ctx: BuildContext) -> Path:

@@ -23,7 +23,7 @@ from ..fixed_point import lut
 from ..fixed_point import model as fixed_model
 from ..fixed_point.device import ticks_to_instructions
 from ..fixed_point.scheme import QuantizedGru, quantize
-from ..stage import BuildContext, Stage, StageRunner
+from .base import BuildContext, Stage, StageRunner
 
 SELF_TEST_REVIEWS = 24
 SOURCES_DIR = "fixed_point"  # <out>/fixed_point/: make -C firmware WEIGHTS_DIR=<out>/fixed_point

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import reference
-from ..stage import BuildContext, Stage, StageRunner
+from .base import BuildContext, Stage, StageRunner
 
 
 def _build(ctx: BuildContext) -> StageRunner:

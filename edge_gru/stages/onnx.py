@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..stage import BuildContext, Stage, StageRunner, StageUnavailable
+from .base import BuildContext, Stage, StageRunner, StageUnavailable
 
 FLOAT_FILE = "model_float.onnx"
 INT8_FILE = "model_int8.onnx"
@@ -26,14 +26,14 @@ def _require_onnx() -> None:
 
 def float_model(ctx: BuildContext) -> Path:
     """``model_float.onnx`` in the output folder, built once per run."""
-    from ..export_onnx import export_float
+    from ..onnx.export import export_float
 
     return ctx.artifact("onnx_float", lambda: export_float(ctx.weights, ctx.out_dir / FLOAT_FILE))
 
 
 def int8_model(ctx: BuildContext) -> tuple[Path, str]:
     """``model_int8.onnx`` (and the method that made it), built once per run."""
-    from ..quantize_onnx import DEFAULT_METHOD, quantize_int8
+    from ..onnx.quantize import DEFAULT_METHOD, quantize_int8
 
     opts = ctx.options("onnx_int8")
     method = str(opts.get("method", DEFAULT_METHOD))
@@ -67,7 +67,7 @@ def _op_types(path: Path) -> set[str]:
 
 def _build_float(ctx: BuildContext) -> StageRunner:
     _require_onnx()
-    from ..export_onnx import OPSET
+    from ..onnx.export import OPSET
 
     return _runner(float_model(ctx), {"opset": OPSET, "gru": "native ONNX GRU node"})
 

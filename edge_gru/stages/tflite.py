@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..codegen.tflm import Arena, write_tflm_sources
-from ..stage import BuildContext, Stage, StageRunner
-from ..tflite_size import size_breakdown
+from ..tflite.size import size_breakdown
+from .base import BuildContext, Stage, StageRunner
 
 RERUN_CHECK = 200  # reviews run twice through TFLM to prove run-to-run bit-exactness
 
@@ -29,7 +29,7 @@ class TfliteArtifact:
 
 
 def _float_model(ctx: BuildContext) -> TfliteArtifact:
-    from ..export_tflite import float_tflite
+    from ..tflite.export import float_tflite
 
     def build() -> TfliteArtifact:
         data = float_tflite(ctx.weights)
@@ -42,7 +42,7 @@ def _float_model(ctx: BuildContext) -> TfliteArtifact:
 
 def int8_model(ctx: BuildContext) -> TfliteArtifact:
     """``model_int8.tflite`` and its TFLM sources, built once per run for every stage using it."""
-    from ..export_tflite import UNROLLED_CALIBRATION, int8_tflite
+    from ..tflite.export import UNROLLED_CALIBRATION, int8_tflite
 
     def build() -> TfliteArtifact:
         data = int8_tflite(ctx.weights, ctx.calibration_ids(UNROLLED_CALIBRATION))
@@ -55,7 +55,7 @@ def int8_model(ctx: BuildContext) -> TfliteArtifact:
 
 
 def _step_model(ctx: BuildContext) -> TfliteArtifact:
-    from ..export_tflite import step_int8_tflite
+    from ..tflite.export import step_int8_tflite
 
     def build() -> TfliteArtifact:
         data = step_int8_tflite(ctx.weights, ctx.calibration_ids(500), ctx.seed)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .recipe import HIGHER_IS_BETTER, Recipe
-from .stage import BuildContext, Stage, StageRunner, StageUnavailable
+from ..recipe import HIGHER_IS_BETTER, Recipe
+from ..stages.base import BuildContext, Stage, StageRunner, StageUnavailable
 
 
 @dataclass

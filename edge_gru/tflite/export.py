@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import reference
+from .. import reference
+from ..weights import GruWeights
+from .rewrite import share_steps, unify_state
 from .step_ranges import role_ranges
-from .tflite_rewrite import share_steps, unify_state
 from .unroll import step_function, unrolled_function
-from .weights import GruWeights
 
 UNROLLED_CALIBRATION = 200
 STEP_CALIBRATION_PAIRS = 4000

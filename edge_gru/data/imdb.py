@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgeGruError
+from ..errors import EdgeGruError
 from .padding import pad_sequences
 from .text import encode_ranks, load_word_index, tokenize
 

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgeGruError
-from .export_onnx import INPUT_NAME, model_bytes
+from ..errors import EdgeGruError
+from .export import INPUT_NAME, model_bytes
 
 METHODS = ("embedding", "embedding_dynamic", "dynamic", "static_qdq")
 DEFAULT_METHOD = "embedding"

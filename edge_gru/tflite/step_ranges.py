@@ -4,8 +4,8 @@ The converter calibrates every tensor of every unrolled step separately, so step
 gate input gets another scale than step 8's: each step then needs its own quantization
 tables and its own re-quantized bias copy in the ``.tflite``. Giving each role (e.g. "the
 ``[z, r]`` gate input") one range over all steps and all calibration reviews makes the
-steps' descriptions identical, which :mod:`edge_gru.tflite_rewrite` stores once; the
-ranges enter the graph as ``fake_quant`` ops (see :func:`edge_gru.unroll.unrolled_function`),
+steps' descriptions identical, which :mod:`edge_gru.tflite.rewrite` stores once; the
+ranges enter the graph as ``fake_quant`` ops (see :func:`edge_gru.tflite.unroll.unrolled_function`),
 which the converter turns into the tensors' quantization.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import reference
+from .. import reference
+from ..weights import GruWeights
 from .unroll import split_params
-from .weights import GruWeights
 
 Ranges = dict[str, tuple[float, float]]
 

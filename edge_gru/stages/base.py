@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .data import ImdbSplits
-from .recipe import Recipe
-from .weights import GruWeights
+from ..data.imdb import ImdbSplits
+from ..recipe import Recipe
+from ..weights import GruWeights
 
 StageKind = Literal["float", "quantized"]
 Predict = Callable[[np.ndarray], np.ndarray]

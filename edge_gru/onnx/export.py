@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .weights import GruWeights
+from ..weights import GruWeights
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime >= 1.13 (Pi wheels included) loads

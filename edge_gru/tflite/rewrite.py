@@ -2,8 +2,8 @@
 
 The converter describes each of the 100 steps anew: its own tensors, names such as
 ``rows_zr;rows_zr1;...`` and operators. With one int8 range per step role (fixed by
-:mod:`edge_gru.step_ranges`) every step computes with the same numbers, so this rewrite
-(on the object API, see :mod:`edge_gru.flatbuffer_io`) keeps every operator and
+:mod:`edge_gru.tflite.step_ranges`) every step computes with the same numbers, so this rewrite
+(on the object API, see :mod:`edge_gru.tflite.flatbuffer_io`) keeps every operator and
 quantization parameter, and so every output bit, but
 
 * lets steps ``2..T-1`` write into step 1's tensors (one tensor per step role) and the
@@ -26,7 +26,7 @@ written by several partitions makes XNNPACK fail or compute wrong values.
 :func:`unify_state` re-quantizes the step model's state (a bias re-quantization, see
 :meth:`_Graph.requantize_biases`).
 
-Steps are recognised by the ``s{t}_`` op names of :mod:`edge_gru.unroll`; steps ``1..T-1``
+Steps are recognised by the ``s{t}_`` op names of :mod:`edge_gru.tflite.unroll`; steps ``1..T-1``
 must have identical op sequences, otherwise :class:`RewriteError` is raised.
 """
 

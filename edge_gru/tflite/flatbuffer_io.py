@@ -6,7 +6,7 @@ Reading uses the flatbuffers-generated object API that ships with TensorFlow
 same objects and emits every table with the generated builder functions, but caches the
 offset of each distinct table/vector: an unrolled graph repeats the same shapes,
 quantization tables, operator options, operand lists and (after
-:mod:`edge_gru.tflite_rewrite`) whole tensors and operators, and a flatbuffer may point to
+:mod:`edge_gru.tflite.rewrite`) whole tensors and operators, and a flatbuffer may point to
 one stored copy from many places. Constant buffers are 16-byte aligned (the schema's
 ``force_align: 16``, which TFLM's kernels rely on). No byte of the output is patched.
 """

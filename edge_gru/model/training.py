@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EdgeGruError
-from .recipe import ModelConfig
-from .weights import GruWeights
+from ..errors import EdgeGruError
+from ..recipe import ModelConfig
+from ..weights import GruWeights
 
 SUPPORTED_SUFFIXES = (".keras", ".h5", ".hdf5")
 

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .drift import Baseline, StageResult
-from .recipe import HIGHER_IS_BETTER
+from ..recipe import HIGHER_IS_BETTER
+from .harness import Baseline, StageResult
 
 PLOT_NAME = "drift.png"
 

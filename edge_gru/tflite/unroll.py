@@ -12,7 +12,7 @@ runtime has (GATHER, RESHAPE, FULLY_CONNECTED, SPLIT, ADD, SUB, MUL, LOGISTIC, T
 
 The recurrent biases of ``z`` and ``r`` are folded into the input projection's bias
 (they are added unconditionally), so the per-step ``[z, r]`` matmul has no bias.
-Ops are named ``s{t}_{role}`` so the flatbuffer rewrite (:mod:`edge_gru.tflite_rewrite`)
+Ops are named ``s{t}_{role}`` so the flatbuffer rewrite (:mod:`edge_gru.tflite.rewrite`)
 can tell the steps apart.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .weights import GruWeights
+from ..weights import GruWeights
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -129,7 +129,7 @@ def unrolled_function(
 
     ``batch == 1`` gives the TFLM-friendly graph (one SPLIT per projection yields the
     per-step rows); larger batches unstack the rows instead, for fast float evaluation.
-    ``ranges`` (:func:`edge_gru.step_ranges.role_ranges`) adds fake-quant ops that fix one
+    ``ranges`` (:func:`edge_gru.tflite.step_ranges.role_ranges`) adds fake-quant ops that fix one
     int8 range per step role for the converter; leave it out for float.
     """
     tf = _tf()
