@@ -26,12 +26,26 @@ PROG = "python -m edge_gru.convert"
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--data", type=Path, help="IMDB folder or file (default: $EDGE_GRU_DATA, then Keras' cache)"
+        "--data",
+        type=Path,
+        help="your .npz (x_train, y_train, x_test, y_test) or the IMDB folder/file "
+        "(default: the recipe's file in $EDGE_GRU_DATA, then IMDB there or in Keras' cache)",
     )
     p.add_argument("--model", type=Path, help="your trained .keras/.h5 model instead of training")
     p.add_argument("--out", type=Path, default=Path("build"), help="output folder (default build/)")
     p.add_argument(
-        "--recipe", default=None, help="recipe TOML file or name in convert/ (default seed)"
+        "--recipe",
+        default=None,
+        help="recipe TOML file, or the name of a shipped recipe: "
+        "seed (default), basic_motions, japanese_vowels, imdb_stars",
+    )
+    p.add_argument(
+        "--maxlen", type=positive_int, help="input length T for a model whose T is dynamic"
+    )
+    p.add_argument(
+        "--task",
+        choices=("binary", "binary_logits", "multiclass", "multilabel", "regression"),
+        help="what the output means, when the output layer does not say it",
     )
     p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
@@ -74,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         max_eval=args.max_eval,
         stages=stages,
         quiet=args.quiet,
+        maxlen=args.maxlen,
+        task=args.task,
     )
     try:
         result = run_convert(opts)
@@ -81,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return fail(PROG, "interrupted; nothing was written", 130)
-    print(stage_table(result.stages))
-    print(
-        f"float accuracy {result.report['float_accuracy']:.4f}; report: {result.out / 'report.md'}"
-    )
+    print(stage_table(result.stages, result.task))
+    doc = result.report
+    if doc["float_accuracy"] is not None:
+        headline = f"float accuracy {doc['float_accuracy']:.4f}"
+    else:
+        headline = f"float MAE {doc['float_mae']:.4g}, RMSE {doc['float_rmse']:.4g}"
+    print(f"{headline}; report: {result.out / 'report.md'}")
     if not result.passed:
         for breach in result.report["breaches"]:
             print(f"drift gate breached: {breach}", file=sys.stderr)

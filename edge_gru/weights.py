@@ -1,7 +1,9 @@
-"""The trained classifier's parameters as plain NumPy arrays, independent of Keras.
+"""The seed shape's parameters: the view of the IR that the seed-only backends read.
 
-Every backend (NumPy reference, unrolled TFLite graph, ONNX GRU node, fixed-point C)
-starts from this one structure, so none of them needs to know Keras' layout.
+``Embedding -> GRU -> Dense(1, sigmoid)`` (no mask, last state) is what the int8 TFLite,
+int8 ONNX and fixed-point backends implement today. :func:`seed_view` gives them this
+flat structure from a :class:`~edge_gru.ir.ModelIR` of that shape, or says in one line
+why a model is not of it; :meth:`GruWeights.to_ir` goes back.
 Gate order along the ``3 * units`` axis is Keras' ``[z, r, h]`` (update, reset, candidate).
 """
 
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import ir
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,53 @@ class GruWeights:
                 reset_after=bool(f["reset_after"]),
                 maxlen=int(f["maxlen"]),
             )
+
+    def to_ir(self) -> ir.ModelIR:
+        """The equivalent IR (used by code that still holds a ``GruWeights``)."""
+        return ir.ModelIR(
+            name="imdb_gru",
+            input=ir.InputSpec("tokens", self.maxlen, vocab=self.vocab),
+            layers=(
+                ir.Embedding("embedding", self.embedding),
+                ir.GRU("gru", self.kernel, self.recurrent_kernel, self.input_bias,
+                       self.recurrent_bias, reset_after=self.reset_after),
+                ir.Dense("dense", self.dense_kernel.reshape(-1, 1),
+                         np.asarray([self.dense_bias], np.float32), "sigmoid"),
+            ),
+            task=ir.Task("binary", 1),
+        )
+
+
+def seed_shape_problem(model: ir.ModelIR) -> str | None:
+    """Why ``model`` is not ``Embedding -> GRU -> Dense(1, sigmoid)``, or None if it is."""
+    kinds = [type(layer).__name__ for layer in model.layers]
+    if kinds != ["Embedding", "GRU", "Dense"]:
+        return f"implements Embedding -> GRU -> Dense(1, sigmoid) only, not {model.describe()}"
+    emb, gru, dense = model.layers
+    assert isinstance(emb, ir.Embedding) and isinstance(gru, ir.GRU) and isinstance(dense, ir.Dense)
+    if emb.mask_zero:
+        return "does not implement Embedding(mask_zero=True) yet"
+    if gru.go_backwards or gru.return_sequences:
+        return "does not implement go_backwards or return_sequences yet"
+    if dense.units != 1 or dense.activation != "sigmoid":
+        return f"implements a Dense(1, sigmoid) output only, not Dense({dense.units}, {dense.activation})"
+    return None
+
+
+def seed_view(model: ir.ModelIR) -> GruWeights:
+    """The seed-shape parameters of ``model``; ``ValueError`` if it is not of that shape."""
+    problem = seed_shape_problem(model)
+    if problem is not None:
+        raise ValueError(problem)
+    emb, gru, dense = model.layers
+    return GruWeights(
+        embedding=np.asarray(emb.table, np.float32),
+        kernel=np.asarray(gru.kernel, np.float32),
+        recurrent_kernel=np.asarray(gru.recurrent_kernel, np.float32),
+        input_bias=np.asarray(gru.input_bias, np.float32),
+        recurrent_bias=np.asarray(gru.recurrent_bias, np.float32),
+        dense_kernel=np.asarray(dense.kernel, np.float32).reshape(-1),
+        dense_bias=float(dense.bias[0]),
+        reset_after=gru.reset_after,
+        maxlen=model.input.timesteps,
+    )

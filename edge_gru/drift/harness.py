@@ -1,14 +1,15 @@
 """The drift harness: run every selected stage on the test set and gate it against float Keras.
 
-For each stage: accuracy, agreement of the 0.5-threshold decision with Keras, mean and
-max absolute probability difference, n, and whatever the stage adds; then the recipe's
-gates for the stage's kind. A breach is data (``passed=False`` + a one-line reason),
-so the CLI can write the report and still exit 1.
+For each stage: the task's drift metrics (:mod:`.metrics`: accuracy, agreement of the
+decision with Keras, output diffs, or the error change for regression), n, and whatever
+the stage adds; then the recipe's gates for the stage's kind, judged by the noise-aware
+rule of :mod:`.gates`. A breach is data (``passed=False`` + a one-line reason), so the
+CLI can write the report and still exit 1. A stage whose ``supports`` refuses the model
+is skipped with its reason.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ..recipe import HIGHER_IS_BETTER, Recipe
+from ..ir import Task
+from ..recipe import Recipe
 from ..stages.base import BuildContext, Stage, StageRunner, StageUnavailable
+from . import gates as gate_rules
+from . import metrics
 
 
 @dataclass
@@ -43,7 +47,12 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    probabilities: np.ndarray | None = None
+    outputs: np.ndarray | None = None  # (n, K), for the report's plots
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """The first output column ``(n,)``: the positive-class probability of a binary model."""
+        return None if self.outputs is None else self.outputs[:, 0]
 
     def metric(self, name: str) -> Any:
         if name in self.extra:
@@ -78,66 +87,80 @@ class StageResult:
 
 @dataclass(frozen=True)
 class Baseline:
-    """Float Keras on the evaluated test reviews: what every stage is compared with."""
+    """Float Keras on the evaluated test inputs: what every stage is compared with.
 
-    ids: np.ndarray
+    ``x`` ``(N, T)`` ids or ``(N, T, F)`` features, ``labels`` the test targets,
+    ``outputs (N, K)`` Keras' predictions, ``task`` what they mean.
+    """
+
+    x: np.ndarray
     labels: np.ndarray
-    probabilities: np.ndarray
+    outputs: np.ndarray
+    task: Task
 
     @property
-    def accuracy(self) -> float:
-        return accuracy(self.probabilities, self.labels)
+    def ids(self) -> np.ndarray:  # the seed's name for x
+        return self.x
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Binary tasks: the ``(N,)`` probability of the positive class."""
+        return metrics.probabilities(self.task, self.outputs)[:, 0]
+
+    @property
+    def accuracy(self) -> float | None:
+        if not self.task.is_classification:
+            return None
+        return metrics.classification_accuracy(self.task, self.outputs, self.labels)
+
+    def errors(self) -> tuple[float, float] | None:
+        """``(MAE, RMSE)`` of float Keras for regression, else None."""
+        if self.task.is_classification:
+            return None
+        return metrics.regression_errors(self.outputs, self.labels)
 
 
-def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean((probabilities > 0.5) == (labels > 0.5)))
-
-
-def compare(result: StageResult, probs: np.ndarray, baseline: Baseline) -> None:
-    """Fill the standard drift metrics of ``result`` from a stage's probabilities."""
-    n = len(probs)
-    base = baseline.probabilities[:n]
-    diff = np.abs(probs.astype(np.float64) - base)
-    result.n = n
-    result.accuracy = accuracy(probs, baseline.labels[:n])
-    result.agreement = float(np.mean((probs > 0.5) == (base > 0.5)))
-    result.mean_abs_diff = float(diff.mean())
-    result.max_abs_diff = float(diff.max())
-    result.accuracy_drop_pp = 100.0 * (accuracy(base, baseline.labels[:n]) - result.accuracy)
+def compare(result: StageResult, outputs: np.ndarray, baseline: Baseline) -> None:
+    """Fill ``result``'s drift metrics from a stage's ``(n, K)`` outputs."""
+    n = len(outputs)
+    found = metrics.compare_outputs(
+        baseline.task, outputs, baseline.outputs[:n], baseline.labels[:n]
+    )
+    result.n = found.pop("n")
+    for key in ("accuracy", "agreement", "mean_abs_diff", "max_abs_diff", "accuracy_drop_pp"):
+        setattr(result, key, found.pop(key, None))
+    found.pop("float_accuracy", None)
+    result.extra.update(found)
 
 
 def apply_gates(result: StageResult, gates: dict[str, float]) -> None:
-    """Check each ``metric = bound``; a metric the stage did not produce is a breach too."""
+    """Check each ``metric = bound`` with the noise-aware rule of :mod:`.gates`."""
     result.gates = dict(gates)
-    for metric, bound in gates.items():
-        value = result.metric(metric)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
-            result.breaches.append(f"{result.name}: gate on {metric} but the stage has no value")
-            continue
-        if metric in HIGHER_IS_BETTER:
-            if value < bound:
-                result.breaches.append(f"{result.name}: {metric} {value:.6g} < {bound:.6g}")
-        elif value > bound:
-            result.breaches.append(f"{result.name}: {metric} {value:.6g} > {bound:.6g}")
+    row = {**result.extra, **{k: getattr(result, k) for k in (
+        "n", "accuracy", "agreement", "mean_abs_diff", "max_abs_diff", "accuracy_drop_pp",
+        "size_bytes")}}
+    result.breaches.extend(gate_rules.check(result.name, row, gates))
     result.passed = not result.breaches
 
 
 def _progress(total: int, desc: str, quiet: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="review", disable=quiet, leave=False)
+    return tqdm(total=total, desc=desc, unit="example", disable=quiet, leave=False)
 
 
-def _run(runner: StageRunner, ids: np.ndarray, desc: str, quiet: bool) -> np.ndarray:
-    out = np.empty(len(ids), np.float64)
+def _run(runner: StageRunner, x: np.ndarray, k: int, desc: str, quiet: bool) -> np.ndarray:
+    """The stage's outputs ``(N, K)`` in batches of ``runner.batch_size``."""
+    out = np.empty((len(x), k), np.float64)
     step = max(1, runner.batch_size)
-    with _progress(len(ids), desc, quiet) as bar:
-        for start in range(0, len(ids), step):
-            chunk = ids[start : start + step]
-            probs = np.asarray(runner.predict(chunk), np.float64).reshape(-1)
-            if probs.shape != (len(chunk),):
-                raise RuntimeError(f"{desc}: predict returned {probs.shape}, expected {len(chunk)}")
-            out[start : start + len(chunk)] = probs
+    with _progress(len(x), desc, quiet) as bar:
+        for start in range(0, len(x), step):
+            chunk = x[start : start + step]
+            got = np.asarray(runner.predict(chunk), np.float64).reshape(len(chunk), -1)
+            if got.shape != (len(chunk), k):
+                expected = (len(chunk), k)
+                raise RuntimeError(f"{desc}: predict returned {got.shape}, expected {expected}")
+            out[start : start + len(chunk)] = got
             bar.update(len(chunk))
     return out
 
@@ -152,6 +175,11 @@ def evaluate_stage(
     """Build, run and gate one stage. ``max_eval`` from the CLI wins over stage defaults."""
     result = StageResult(stage.name, stage.kind, stage.runtime, stage.description)
     started = time.perf_counter()
+    reason = stage.supports(ctx.ir) if stage.supports is not None else None
+    if reason is not None:
+        result.skipped = f"not for this model: {reason}"
+        result.passed = True
+        return result
     try:
         runner = stage.build(ctx)
     except StageUnavailable as exc:
@@ -167,12 +195,13 @@ def evaluate_stage(
             or stage.default_max_eval
             or len(baseline.ids)
         )
-        ids = baseline.ids[: min(limit, len(baseline.ids))]
-        probs = _run(runner, ids, stage.name, ctx.quiet)
-        compare(result, probs, baseline)
-        result.probabilities = probs
+        x = baseline.x[: min(limit, len(baseline.x))]
+        outputs = _run(runner, x, baseline.outputs.shape[1], stage.name, ctx.quiet)
+        compare(result, outputs, baseline)
+        result.outputs = outputs
         if runner.extra_metrics is not None:
-            result.extra.update(runner.extra_metrics(ids, probs))
+            extra_in = outputs[:, 0] if outputs.shape[1] == 1 else outputs
+            result.extra.update(runner.extra_metrics(x, extra_in))
     finally:
         if runner.close is not None:
             runner.close()
@@ -180,5 +209,5 @@ def evaluate_stage(
     result.size_bytes = runner.size_bytes
     result.info = dict(runner.info)
     result.seconds = time.perf_counter() - started
-    apply_gates(result, recipe.gates_for(stage.name, stage.kind))
+    apply_gates(result, recipe.gates_for(stage.name, stage.kind, baseline.task.kind))
     return result

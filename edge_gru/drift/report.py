@@ -2,9 +2,13 @@
 
 ``report.json`` layout (a contract other tools read)::
 
-    {"float_accuracy", "n_test", "recipe", "model": {...}, "passed", "breaches",
+    {"float_accuracy", "n_test", "task", "recipe", "model": {...}, "passed", "breaches",
      "stages": [{"name", "accuracy", "agreement", "mean_abs_diff", "max_abs_diff",
-                 "n", "size_bytes", "passed", ...}, ...]}
+                 "accuracy_drop_pp", "n", "size_bytes", "passed", ...}, ...]}
+
+``float_accuracy`` is null for regression, which adds ``float_mae`` / ``float_rmse`` and
+per stage ``mae``, ``rmse``, ``rmse_change``. ``accuracy_drop_pp`` is float accuracy minus
+the stage's, in percentage points: positive means the stage is worse.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..recipe import HIGHER_IS_BETTER
+import numpy as np
+
+from ..ir import Task
+from . import metrics
+from .gates import HIGHER_IS_BETTER
 from .harness import Baseline, StageResult
 
 PLOT_NAME = "drift.png"
@@ -23,20 +31,45 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def stage_table(results: list[StageResult]) -> str:
+def _pp(value: float | None) -> str:
+    """Signed percentage points without a ``-0.00``: ``+0.02`` is a drop, ``-0.04`` a gain."""
+    if value is None:
+        return "—"
+    rounded = round(value, 2)
+    return "0.00" if rounded == 0 else f"{rounded:+.2f}"
+
+
+def _status(r: StageResult) -> str:
+    return "skipped" if r.skipped else ("pass" if r.passed else "FAIL")
+
+
+def stage_table(results: list[StageResult], task: Task | None = None) -> str:
     """A Markdown table of the stages; also what the CLI prints."""
+    if task is not None and not task.is_classification:
+        lines = [
+            "| stage | runtime | n | MAE | RMSE | RMSE change | mean abs diff | max abs diff "
+            "| size (bytes) | gate |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in results:
+            lines.append(
+                f"| {r.name} | {r.runtime} | {r.n} | {_fmt(r.extra.get('mae'), '.4g')} "
+                f"| {_fmt(r.extra.get('rmse'), '.4g')} | {_fmt(r.extra.get('rmse_change'), '+.2e')} "
+                f"| {_fmt(r.mean_abs_diff, '.2e')} | {_fmt(r.max_abs_diff, '.2e')} "
+                f"| {_fmt(r.size_bytes, ',')} | {_status(r)} |"
+            )
+        return "\n".join(lines)
     lines = [
-        "| stage | runtime | n | accuracy | Δacc (pp) | agreement | mean abs diff | max abs diff "
-        "| size (bytes) | gate |",
+        "| stage | runtime | n | accuracy | accuracy drop (pp) | agreement | mean abs diff "
+        "| max abs diff | size (bytes) | gate |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
-        status = "skipped" if r.skipped else ("pass" if r.passed else "FAIL")
         lines.append(
             f"| {r.name} | {r.runtime} | {r.n} | {_fmt(r.accuracy, '.4f')} "
-            f"| {_fmt(r.accuracy_drop_pp, '+.2f')} | {_fmt(r.agreement, '.4f')} "
+            f"| {_pp(r.accuracy_drop_pp)} | {_fmt(r.agreement, '.4f')} "
             f"| {_fmt(r.mean_abs_diff, '.2e')} | {_fmt(r.max_abs_diff, '.2e')} "
-            f"| {_fmt(r.size_bytes, ',')} | {status} |"
+            f"| {_fmt(r.size_bytes, ',')} | {_status(r)} |"
         )
     return "\n".join(lines)
 
@@ -45,9 +78,16 @@ def build_json(
     results: list[StageResult], baseline: Baseline, meta: dict[str, Any]
 ) -> dict[str, Any]:
     breaches = [b for r in results for b in r.breaches]
-    return {
+    doc: dict[str, Any] = {
         "float_accuracy": baseline.accuracy,
-        "n_test": len(baseline.ids),
+        "n_test": len(baseline.x),
+        "task": baseline.task.kind,
+    }
+    errors = baseline.errors()
+    if errors is not None:
+        doc["float_mae"], doc["float_rmse"] = errors
+    return {
+        **doc,
         **meta,
         "passed": not breaches,
         "breaches": breaches,
@@ -56,34 +96,64 @@ def build_json(
 
 
 def _plot(results: list[StageResult], baseline: Baseline, path: Path) -> bool:
+    """Per stage: stage vs float (top) and the residual stage - float (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in results if r.probabilities is not None]
+    shown = [r for r in results if r.outputs is not None]
     if not shown:
         return False
-    cols = min(3, len(shown))
-    rows = (len(shown) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
-    for ax in axes.flat[len(shown) :]:
-        ax.axis("off")
-    for ax, r in zip(axes.flat, shown):
-        base = baseline.probabilities[: r.n]
-        ax.scatter(base, r.probabilities, s=2, alpha=0.3, rasterized=True)
-        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
-        ax.axhline(0.5, color="red", linewidth=0.5)
-        ax.axvline(0.5, color="red", linewidth=0.5)
-        ax.set_title(f"{r.name} (agreement {r.agreement:.4f})", fontsize=9)
-        ax.set_xlabel("float Keras probability")
-        ax.set_ylabel("stage probability")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+    task = baseline.task
+    cols = len(shown)
+    fig, axes = plt.subplots(2, cols, figsize=(3.6 * cols, 6.4), squeeze=False)
+    label = "value" if not task.is_classification else "probability"
+    for i, r in enumerate(shown):
+        assert r.outputs is not None
+        base = metrics.probabilities(task, baseline.outputs[: r.n]).reshape(-1)
+        mine = metrics.probabilities(task, r.outputs).reshape(-1)
+        top, bottom = axes[0, i], axes[1, i]
+        top.scatter(base, mine, s=2, alpha=0.3, rasterized=True)
+        lo, hi = float(np.nanmin(base)), float(np.nanmax(base))
+        top.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
+        title = r.name if r.agreement is None else f"{r.name}\nagreement {r.agreement:.4f}"
+        top.set_title(title, fontsize=8)
+        top.set_xlabel(f"float Keras {label}", fontsize=7)
+        top.set_ylabel(f"stage {label}", fontsize=7)
+        bottom.scatter(base, mine - base, s=2, alpha=0.3, rasterized=True)
+        bottom.axhline(0.0, color="grey", linewidth=0.8)
+        bottom.set_xlabel(f"float Keras {label}", fontsize=7)
+        bottom.set_ylabel("stage − float", fontsize=7)
+        if task.kind in ("binary", "binary_logits"):
+            top.axhline(0.5, color="red", linewidth=0.5)
+            top.axvline(0.5, color="red", linewidth=0.5)
+        for ax in (top, bottom):
+            ax.tick_params(labelsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
     return True
+
+
+def _confusions(results: list[StageResult], task: Task) -> list[str]:
+    """Multi-class: each stage's confusion against float Keras, where it differs."""
+    names = list(task.class_names) or [str(k) for k in range(task.outputs)]
+    lines: list[str] = []
+    for r in results:
+        confusion = r.extra.get("confusion_vs_float")
+        if not confusion or np.count_nonzero(np.asarray(confusion) - np.diag(np.diag(confusion))) == 0:
+            continue
+        lines += [
+            "",
+            f"**{r.name}** (rows: float Keras' class, columns: the stage's):",
+            "",
+            "| float \\ stage | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        lines += [f"| {names[i]} | " + " | ".join(str(v) for v in row) + " |"
+                  for i, row in enumerate(confusion)]
+    return lines
 
 
 def _extras_section(results: list[StageResult]) -> list[str]:
@@ -103,6 +173,23 @@ def _extras_section(results: list[StageResult]) -> list[str]:
     return lines
 
 
+def _headline(baseline: Baseline, meta: dict[str, Any]) -> str:
+    n = f"{len(baseline.x):,} test examples ({meta.get('data_source', '?')})"
+    if baseline.task.is_classification:
+        return (
+            f"Float Keras test accuracy: **{baseline.accuracy:.4f}** on {n}. Every stage is "
+            "compared with float Keras example by example: *agreement* is the share of "
+            "identical decisions, *accuracy drop* is float accuracy minus the stage's in "
+            "percentage points (positive: the stage is worse), the diffs are on the outputs."
+        )
+    mae, rmse = baseline.errors() or (0.0, 0.0)
+    return (
+        f"Float Keras on {n}: MAE **{mae:.4g}**, RMSE **{rmse:.4g}** (target units). Every "
+        "stage is compared with float Keras example by example: the diffs are on the "
+        "outputs, *RMSE change* is the stage's RMSE minus float's (positive: worse)."
+    )
+
+
 def write_report(
     out_dir: Path, results: list[StageResult], baseline: Baseline, meta: dict[str, Any]
 ) -> dict[str, Any]:
@@ -114,21 +201,21 @@ def write_report(
     lines = [
         f"# edge_gru drift report — recipe `{meta.get('recipe', '?')}`",
         "",
-        f"Float Keras test accuracy: **{baseline.accuracy:.4f}** on {len(baseline.ids):,} "
-        "IMDB test reviews. Every stage below is compared with it review by review: "
-        "agreement is the share of identical 0.5-threshold decisions, the diffs are on "
-        "the output probability.",
+        _headline(baseline, meta),
         "",
-        f"Model: vocab {model.get('vocab')}, embed {model.get('embed_dim')}, "
-        f"units {model.get('units')}, maxlen {model.get('maxlen')}, "
-        f"reset_after {model.get('reset_after')}, {model.get('parameters', 0):,} parameters.",
+        f"Model: {model.get('description', '?')}; task {baseline.task.kind}; "
+        f"{model.get('parameters', 0):,} parameters.",
+        *[f"Note: {note}" for note in model.get("notes", [])],
         "",
-        stage_table(results),
+        stage_table(results, baseline.task),
         "",
         "Result: **" + ("all gates passed" if doc["passed"] else "GATE BREACHED") + "**",
     ]
     for breach in doc["breaches"]:
         lines.append(f"- {breach}")
+    confusions = _confusions(results, baseline.task) if baseline.task.kind == "multiclass" else []
+    if confusions:
+        lines += ["", "## Where decisions changed", *confusions]
     extras = _extras_section(results)
     if extras:
         lines += ["", "## Stage details", "", *extras]
@@ -141,8 +228,16 @@ def write_report(
         if r.gates
     ]
     if gates:
-        lines += ["", "## Gates", "", *gates]
+        lines += [
+            "",
+            "## Gates",
+            "",
+            "Agreement and accuracy drop are judged by their 95% confidence bound at the "
+            "stage's n (edge_gru.drift.gates), so a few flips on a small test set do not fail.",
+            "",
+            *gates,
+        ]
     if plotted:
-        lines += ["", "## Stage vs float probability", "", f"![drift]({PLOT_NAME})"]
+        lines += ["", "## Stage vs float, and the residual", "", f"![drift]({PLOT_NAME})"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return doc

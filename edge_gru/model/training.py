@@ -1,4 +1,4 @@
-"""The seed Keras model: build and train it as the notebook does, or load and vet a user's.
+"""Keras models: build and train the seed model as the notebook does (or a recipe's), or load one.
 
 Training is seeded (``keras.utils.set_random_seed`` + TensorFlow's deterministic ops) so
 the same recipe and seed give the same weights on the same machine.
@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import EdgeGruError
 from ..recipe import ModelConfig
-from ..weights import GruWeights
+from ..weights import GruWeights, seed_view
 
 SUPPORTED_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -55,12 +55,25 @@ def build_model(config: ModelConfig) -> Any:
     return model
 
 
-def train_model(
-    config: ModelConfig, x_train: np.ndarray, y_train: np.ndarray, verbose: int = 1
+def new_model(
+    config: ModelConfig, input_shape: tuple[int, ...], outputs: int, x_train: np.ndarray
 ) -> Any:
-    """Train the seed model with the notebook's fit call (validation split from the end)."""
+    """A freshly initialised model, seeded: the seed model, or the recipe's layers.
+
+    The seed model comes compiled as in the notebook; a recipe's model is compiled by
+    :func:`edge_gru.model.build.compile_for_task` once its task is known.
+    """
     set_determinism(config.seed)
-    model = build_model(config)
+    if config.layers is None:
+        return build_model(config)
+    from .build import build_from_layers
+
+    return build_from_layers(config.layers, input_shape, outputs, x_train)
+
+
+def fit(model: Any, config: ModelConfig, x_train: np.ndarray, y_train: np.ndarray,
+        verbose: int = 1) -> Any:
+    """The notebook's fit call (validation split from the end), on ``train_subset`` if set."""
     if config.train_subset is not None:
         x_train, y_train = x_train[: config.train_subset], y_train[: config.train_subset]
     model.fit(
@@ -75,8 +88,16 @@ def train_model(
     return model
 
 
+def train_model(
+    config: ModelConfig, x_train: np.ndarray, y_train: np.ndarray, verbose: int = 1
+) -> Any:
+    """Build and train the seed model (``config.layers`` unset)."""
+    model = new_model(config, (config.maxlen,), 1, x_train)
+    return fit(model, config, x_train, y_train, verbose)
+
+
 def load_model(path: str | Path) -> Any:
-    """Load a user's ``.keras``/``.h5`` model, refusing anything we cannot convert."""
+    """Load a user's ``.keras``/``.h5`` model (the frontend then vets what is in it)."""
     path = Path(path)
     if not path.exists():
         raise EdgeGruError(f"model file not found: {path}")
@@ -88,112 +109,17 @@ def load_model(path: str | Path) -> Any:
     except Exception as exc:  # Keras raises many types for a bad file
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise EdgeGruError(f"cannot load model {path.name}: {reason}") from exc
-    check_supported(model)
     return model
 
 
-def _layers(model: Any) -> list[Any]:
-    keras = _keras()
-    if not hasattr(model, "layers"):
-        raise EdgeGruError("unsupported model: not a Keras model with layers")
-    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+def extract_weights(model: Any, maxlen: int | None = None) -> GruWeights:
+    """The seed-shape parameters of a Keras model (frontend + :func:`seed_view`)."""
+    from ..frontend import from_keras
+
+    return seed_view(from_keras(model, maxlen))
 
 
-def check_supported(model: Any) -> None:
-    """Accept exactly Embedding -> GRU -> [Dropout...] -> Dense(1, sigmoid); name what is not."""
-    keras = _keras()
-    layers = [layer for layer in _layers(model) if not isinstance(layer, keras.layers.Dropout)]
-    kinds = [type(layer).__name__ for layer in layers]
-    expected = ["Embedding", "GRU", "Dense"]
-    if kinds != expected:
-        raise EdgeGruError(
-            f"unsupported model: layers {' -> '.join(kinds) or '(none)'}; "
-            "expected Embedding -> GRU -> Dense(1) (Dropout allowed)"
-        )
-    if not isinstance(layers[0], keras.layers.Embedding) or not isinstance(
-        layers[1], keras.layers.GRU
-    ):
-        raise EdgeGruError("unsupported model: expected Keras Embedding and GRU layers")
-    embedding, gru, dense = layers
-    if getattr(embedding, "mask_zero", False):
-        raise EdgeGruError("unsupported model: Embedding(mask_zero=True); padding must be embedded")
-    problems = []
-    if gru.activation.__name__ != "tanh":
-        problems.append(f"GRU activation {gru.activation.__name__} (need tanh)")
-    if gru.recurrent_activation.__name__ != "sigmoid":
-        problems.append(
-            f"GRU recurrent_activation {gru.recurrent_activation.__name__} (need sigmoid)"
-        )
-    for flag in ("return_sequences", "return_state", "go_backwards", "stateful"):
-        if getattr(gru, flag, False):
-            problems.append(f"GRU {flag}=True")
-    if dense.units != 1:
-        problems.append(f"Dense with {dense.units} units (need 1)")
-    if dense.activation.__name__ != "sigmoid":
-        problems.append(f"Dense activation {dense.activation.__name__} (need sigmoid)")
-    if problems:
-        raise EdgeGruError("unsupported model: " + "; ".join(problems))
-
-
-def model_maxlen(model: Any, default: int) -> int:
-    """The padded length from the model's input shape, or ``default`` if it is dynamic."""
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int):
-        return shape[1]
-    return default
-
-
-def extract_weights(model: Any, maxlen: int) -> GruWeights:
-    """Pull the parameters out of Keras into the backend-neutral :class:`GruWeights`."""
-    check_supported(model)
-    keras = _keras()
-    embedding, gru, dense = (
-        layer for layer in _layers(model) if not isinstance(layer, keras.layers.Dropout)
-    )
-    (table,) = embedding.get_weights()
-    cell = gru.cell if hasattr(gru, "cell") else gru
-    params = cell.get_weights()
-    units = gru.units
-    if cell.use_bias:
-        kernel, recurrent_kernel, bias = params
-        if gru.reset_after:
-            input_bias, recurrent_bias = bias[0], bias[1]
-        else:
-            input_bias, recurrent_bias = bias, np.zeros(3 * units, np.float32)
-    else:
-        kernel, recurrent_kernel = params
-        input_bias = np.zeros(3 * units, np.float32)
-        recurrent_bias = np.zeros(3 * units, np.float32)
-    dense_params = dense.get_weights()
-    dense_kernel = dense_params[0].reshape(-1)
-    dense_bias = float(dense_params[1][0]) if dense.use_bias else 0.0
-    return GruWeights(
-        embedding=np.asarray(table, np.float32),
-        kernel=np.asarray(kernel, np.float32),
-        recurrent_kernel=np.asarray(recurrent_kernel, np.float32),
-        input_bias=np.asarray(input_bias, np.float32),
-        recurrent_bias=np.asarray(recurrent_bias, np.float32),
-        dense_kernel=np.asarray(dense_kernel, np.float32),
-        dense_bias=dense_bias,
-        reset_after=bool(gru.reset_after),
-        maxlen=maxlen,
-    )
-
-
-def config_from_weights(w: GruWeights, base: ModelConfig) -> ModelConfig:
-    """The recipe's config with the dimensions a loaded model actually has."""
-    from dataclasses import replace
-
-    return replace(
-        base,
-        vocab=w.vocab,
-        embed_dim=w.embed_dim,
-        units=w.units,
-        maxlen=w.maxlen,
-        reset_after=w.reset_after,
-    )
-
-
-def keras_predict(model: Any, ids: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Float Keras probabilities ``(N,)``: the baseline every stage is compared with."""
-    return np.asarray(model.predict(ids, batch_size=batch_size, verbose=0), np.float64).reshape(-1)
+def keras_predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Float Keras outputs ``(N, K)``: the baseline every stage is compared with."""
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float64)
+    return out.reshape(len(x), -1)

@@ -3,7 +3,10 @@
 The drift harness walks a registry of these; adding a runtime means adding one
 ``Stage`` to a module in ``edge_gru/stages/``, never editing the harness.
 Every stage exposes the same interface, whatever runs underneath (Python, C, QEMU):
-``predict(ids: (N, maxlen) int32) -> probabilities (N,)``.
+``predict(x) -> outputs (N, K)``, with ``x`` ``(N, T)`` int32 token ids or ``(N, T, F)``
+float32 features, and the outputs what the Keras model returns (a ``(N,)`` result is
+read as ``K = 1``). A stage reads the model from ``ctx.ir`` (:class:`~edge_gru.ir.ModelIR`);
+one that cannot take a model says why in :attr:`Stage.supports`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data.imdb import ImdbSplits
+from ..ir import ModelIR
 from ..recipe import Recipe
-from ..weights import GruWeights
+from ..weights import GruWeights, seed_view
 
 StageKind = Literal["float", "quantized"]
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -33,9 +36,9 @@ class BuildContext:
 
     out_dir: Path
     recipe: Recipe
-    weights: GruWeights
+    ir: ModelIR
     keras_model: Any
-    data: ImdbSplits
+    data: Any  # edge_gru.data.Dataset: x_train, y_train, x_test, y_test, class_names
     seed: int
     quiet: bool = False
     shared: dict[str, Any] = field(default_factory=dict)
@@ -46,11 +49,18 @@ class BuildContext:
             self.shared[key] = build()
         return self.shared[key]
 
-    def calibration_ids(self, count: int = 500) -> np.ndarray:
-        """Seeded representative reviews from the training set (never the test set)."""
+    @property
+    def weights(self) -> GruWeights:
+        """The seed-shape view for backends that implement only that shape (see ``supports``)."""
+        return seed_view(self.ir)
+
+    def calibration_inputs(self, count: int = 500) -> np.ndarray:
+        """Seeded representative inputs from the training set (never the test set)."""
         rng = np.random.default_rng(self.seed)
         n = min(count, len(self.data.x_train))
         return self.data.x_train[np.sort(rng.choice(len(self.data.x_train), n, replace=False))]
+
+    calibration_ids = calibration_inputs  # the seed backends' name
 
     def options(self, stage: str) -> dict[str, Any]:
         return self.recipe.options_for(stage)
@@ -60,7 +70,7 @@ class BuildContext:
 class StageRunner:
     """A built stage, ready to evaluate.
 
-    ``extra_metrics(ids, probs)`` may add stage-specific numbers (e.g. an LSB histogram
+    ``extra_metrics(x, outputs)`` may add stage-specific numbers (e.g. an LSB histogram
     against another runtime, bit-exact mismatches); numeric ones can be gated in the
     recipe like the standard metrics. ``close`` releases emulators or subprocesses.
     """
@@ -93,3 +103,6 @@ class Stage:
     description: str
     default_max_eval: int | None = None  # emulated targets may evaluate fewer reviews
     opt_in: bool = False  # run only when named in --stages or the recipe
+    # Why this stage cannot take a model (one line), or None when it can. The harness
+    # reports the stage as skipped with that line, in CI too: it is a known limit.
+    supports: Callable[[ModelIR], str | None] | None = None

@@ -23,10 +23,17 @@ from ..fixed_point import lut
 from ..fixed_point import model as fixed_model
 from ..fixed_point.device import ticks_to_instructions
 from ..fixed_point.scheme import QuantizedGru, quantize
+from ..ir import ModelIR
+from ..weights import seed_shape_problem
 from .base import BuildContext, Stage, StageRunner
 
 SELF_TEST_REVIEWS = 24
 SOURCES_DIR = "fixed_point"  # <out>/fixed_point/: make -C firmware WEIGHTS_DIR=<out>/fixed_point
+
+
+def _supports(model: ModelIR) -> str | None:
+    problem = seed_shape_problem(model)
+    return None if problem is None else f"the fixed-point C {problem}"
 
 
 def quantized(ctx: BuildContext) -> QuantizedGru:
@@ -150,6 +157,7 @@ STAGES = [
         runtime="numpy-int",
         build=_build_numpy,
         description="int8 weights, int16 state, LUT activations: bit-exact NumPy model of the C",
+        supports=_supports,
     ),
     Stage(
         name="fixed_point_qemu",
@@ -158,5 +166,6 @@ STAGES = [
         build=_build_qemu,
         description="the fixed-point C on a Cortex-M4 (QEMU mps2-an386) over its UART",
         default_max_eval=2000,
+        supports=_supports,
     ),
 ]
