@@ -128,6 +128,8 @@ def _load_user_model(opts: ConvertOptions, recipe: Recipe, path: Path | None,
     for note in ir.notes:
         say(f"note: {note}")
     data = _load_data(path, ir.input, ir.task, recipe)
+    for note in data.notes:
+        say(f"note: {note}")
     if data.class_names and not ir.task.class_names:
         ir = replace(ir, task=replace(ir.task, class_names=data.class_names))
     say(f"loaded {opts.model.name}: {ir.describe()}, {ir.task.kind}, "
@@ -158,10 +160,13 @@ def _train(opts: ConvertOptions, recipe: Recipe, path: Path | None,
 
     summary = inspect_npz(path, layout=recipe.data_layout)
     shape = (cfg.maxlen,) if summary.kind == "tokens" else (cfg.maxlen, int(summary.features or 0))
-    outputs = int(summary.num_classes or 1)
+    regression = cfg.task == "regression" or summary.label_kind == "float_targets"
+    outputs = int((summary.y_width if regression else summary.num_classes) or 1)
     model = keras_model.new_model(cfg, shape, outputs, np.zeros((1, *shape), np.float32))
     ir = from_keras(model, task=cfg.task, class_names=tuple(summary.class_names or ()))
     data = _load_data(path, ir.input, ir.task, recipe)
+    for note in data.notes:
+        say(f"note: {note}")
     if any(type(layer).__name__ == "Normalization" for layer in model.layers):
         model = keras_model.new_model(cfg, shape, outputs, data.x_train)  # adapt on real data
     compile_for_task(model, ir.task.kind, cfg.learning_rate)

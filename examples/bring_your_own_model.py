@@ -1,6 +1,6 @@
 """Check your own Keras GRU classifier against every edge_gru stage.
 
-Your model must be ``Embedding -> GRU -> Dense(1, sigmoid)`` (Dropout allowed), trained on
+A text classifier trained on
 ids encoded like ``keras.datasets.imdb`` (start 1, OOV 2, index_from 3). Here we train a
 small one with reset_after=False to show the flow, save it, and hand it to the converter:
 

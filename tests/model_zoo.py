@@ -74,13 +74,13 @@ def build_zoo() -> dict[str, Callable[[], ZooModel]]:
         return keras.Input((t, F))
 
     def entry(name: str, layers: Callable[[], list[Any]], task: str, tokens: bool, pad: bool = True,
-              inputs: Any = None, seed: int = 0) -> Callable[[], ZooModel]:
+              inputs: Any = None, seed: int = 0, pad_value: float = PAD) -> Callable[[], ZooModel]:
         def build() -> ZooModel:
             keras.utils.set_random_seed(seed)
             rng = np.random.default_rng(seed)
             inp = inputs() if inputs else (tok() if tokens else feat())
             model = _randomise(_seq(layers(), inp, name), seed)
-            x = _tokens(rng, pad=pad) if tokens else _features(rng, pad=pad)
+            x = _tokens(rng, pad=pad) if tokens else _features(rng, pad=pad, value=pad_value)
             return ZooModel(name, model, x, task)
 
         return build
@@ -108,7 +108,7 @@ def build_zoo() -> dict[str, Callable[[], ZooModel]]:
     add("mask_zero_seq_average", lambda: [L.Embedding(VOCAB, 6, mask_zero=True), gru(return_sequences=True), L.GlobalAveragePooling1D(), L.Dense(1, activation="sigmoid")], "binary", True)
     add("masking_stacked_softmax", lambda: [L.Masking(PAD), gru(8, return_sequences=True), gru(8), L.Dense(9, activation="softmax")], "multiclass", False)
     add("masking_bidirectional_seq", lambda: [L.Masking(PAD), L.Bidirectional(gru(5, return_sequences=True), merge_mode="ave"), gru(4), L.Dense(2, activation="softmax")], "multiclass", False)
-    add("masking_bidirectional_last", lambda: [L.Masking(-1.0), L.Bidirectional(gru(5)), L.Dense(1, activation="sigmoid")], "binary", False)
+    add("masking_bidirectional_last", lambda: [L.Masking(-1.0), L.Bidirectional(gru(5)), L.Dense(1, activation="sigmoid")], "binary", False, pad_value=-1.0)
     add("go_backwards", lambda: [gru(go_backwards=True), L.Dense(1, activation="sigmoid")], "binary", False, pad=False)
     add("go_backwards_seq_masked", lambda: [L.Masking(PAD), gru(6, go_backwards=True, return_sequences=True), gru(4), L.Dense(1, activation="sigmoid")], "binary", False)
     add("reset_before_no_bias", lambda: [L.Embedding(VOCAB, 6), gru(reset_after=False, use_bias=False), L.Dense(1, activation="sigmoid")], "binary", True)

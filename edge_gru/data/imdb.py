@@ -231,11 +231,9 @@ def load_raw(data: str | Path | DataSource | None = None) -> RawImdb:
     """Read word ranks and labels, shuffled with Keras' seed so splits match the notebook."""
     source = data if isinstance(data, DataSource) else resolve_source(data)
     arrays = _read_npz(source.path) if source.kind == "npz" else _ranks_from_texts(source)
-    rng = np.random.RandomState(KERAS_SHUFFLE_SEED)
+    orders = keras_shuffle_orders(len(arrays["x_train"]), len(arrays["x_test"]))
     shuffled = {}
-    for split in SPLITS:
-        indices = np.arange(len(arrays[f"x_{split}"]))
-        rng.shuffle(indices)
+    for split, indices in zip(SPLITS, orders):
         shuffled[split] = (
             [list(map(int, seq)) for seq in arrays[f"x_{split}"][indices]],
             np.asarray(arrays[f"y_{split}"][indices], dtype=np.int64),
@@ -247,6 +245,21 @@ def load_raw(data: str | Path | DataSource | None = None) -> RawImdb:
         y_test=shuffled["test"][1],
         source=source,
     )
+
+
+def keras_shuffle_orders(n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sample orders of ``keras.datasets.imdb.load_data``: int64 ``(n_train,)``, ``(n_test,)``.
+
+    One ``RandomState(113)`` permutes the training split, then the test split
+    (keras/src/datasets/imdb.py).
+    """
+    rng = np.random.RandomState(KERAS_SHUFFLE_SEED)
+    orders = []
+    for n in (n_train, n_test):
+        indices = np.arange(n)
+        rng.shuffle(indices)
+        orders.append(indices)
+    return orders[0], orders[1]
 
 
 def encode_and_pad(ranks: list[list[int]], num_words: int, maxlen: int) -> np.ndarray:
