@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_stages:
         return _list_stages()
-    quiet_tensorflow()
+    quiet_tensorflow(errors_only=args.quiet)
     from .drift.report import stage_table
     from .pipeline import ConvertOptions, run_convert
 
@@ -95,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         result = run_convert(opts)
     except EdgeGruError as exc:
         return fail(PROG, str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return fail(PROG, "interrupted; nothing was written", 130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (edge_gru.outdir.Terminated)
+        return fail(
+            PROG,
+            "interrupted; the output folder was left as it was",
+            getattr(exc, "exit_code", 130),
+        )
     print(stage_table(result.stages, result.task))
     doc = result.report
     if doc["float_accuracy"] is not None:

@@ -19,7 +19,7 @@ All arrays are float32 copies of the Keras weights.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -188,8 +188,8 @@ class Dense:
         return int(self.kernel.size) + (int(self.bias.size) if self.use_bias else 0)
 
 
-Recurrent = Union[GRU, Bidirectional]
-Layer = Union[Embedding, Normalization, Masking, GRU, Bidirectional, Reduction, Dense]
+Recurrent = GRU | Bidirectional
+Layer = Embedding | Normalization | Masking | GRU | Bidirectional | Reduction | Dense
 
 
 @dataclass(frozen=True)
@@ -315,8 +315,14 @@ class ModelIR:
                 seq = ",seq" if layer.return_sequences else ""
                 parts.append(f"Bidirectional(GRU({layer.units}{seq}),{layer.merge_mode})")
             elif isinstance(layer, Reduction):
-                parts.append({"mean": "GlobalAveragePooling1D", "max": "GlobalMaxPooling1D",
-                              "flatten": "Flatten", "last": "Last"}[layer.op])
+                parts.append(
+                    {
+                        "mean": "GlobalAveragePooling1D",
+                        "max": "GlobalMaxPooling1D",
+                        "flatten": "Flatten",
+                        "last": "Last",
+                    }[layer.op]
+                )
             elif isinstance(layer, Dense):
                 parts.append(f"Dense({layer.units},{layer.activation})")
         source = f"Input{self.input.shape}" if self.input.kind == "features" else ""

@@ -92,14 +92,19 @@ def _data_path(opts: ConvertOptions, recipe: Recipe) -> Path | None:
 def _imdb_dataset(source: DataSource, vocab: int, maxlen: int) -> Dataset:
     splits = load_imdb(source, vocab, maxlen)
     return Dataset(
-        x_train=splits.x_train, y_train=splits.y_train, x_test=splits.x_test,
-        y_test=splits.y_test, source=source.describe(), class_names=("negative", "positive"),
+        x_train=splits.x_train,
+        y_train=splits.y_train,
+        x_test=splits.x_test,
+        y_test=splits.y_test,
+        source=source.describe(),
+        class_names=("negative", "positive"),
         word_index=source.word_index,
     )
 
 
-def _load_data(path: Path | None, spec: model_ir.InputSpec, task: model_ir.Task,
-               recipe: Recipe) -> Dataset:
+def _load_data(
+    path: Path | None, spec: model_ir.InputSpec, task: model_ir.Task, recipe: Recipe
+) -> Dataset:
     """The data fitted to the model's input spec and task (checked before any training)."""
     if _is_imdb_source(path):
         if spec.kind != "tokens" or task.kind not in ("binary", "binary_logits"):
@@ -114,8 +119,9 @@ def _load_data(path: Path | None, spec: model_ir.InputSpec, task: model_ir.Task,
     return load_dataset(path, spec, task, layout=recipe.data_layout)
 
 
-def _load_user_model(opts: ConvertOptions, recipe: Recipe, path: Path | None,
-                     say: Callable[[str], None]) -> tuple[Any, model_ir.ModelIR, Dataset]:
+def _load_user_model(
+    opts: ConvertOptions, recipe: Recipe, path: Path | None, say: Callable[[str], None]
+) -> tuple[Any, model_ir.ModelIR, Dataset]:
     assert opts.model is not None
     loaded = keras_model.load_model(opts.model)
     timesteps = opts.maxlen if opts.maxlen is not None else None
@@ -132,13 +138,16 @@ def _load_user_model(opts: ConvertOptions, recipe: Recipe, path: Path | None,
         say(f"note: {note}")
     if data.class_names and not ir.task.class_names:
         ir = replace(ir, task=replace(ir.task, class_names=data.class_names))
-    say(f"loaded {opts.model.name}: {ir.describe()}, {ir.task.kind}, "
-        f"{ir.parameter_count:,} parameters")
+    say(
+        f"loaded {opts.model.name}: {ir.describe()}, {ir.task.kind}, "
+        f"{ir.parameter_count:,} parameters"
+    )
     return loaded, ir, data
 
 
-def _train(opts: ConvertOptions, recipe: Recipe, path: Path | None,
-           say: Callable[[str], None]) -> tuple[Any, model_ir.ModelIR, Dataset]:
+def _train(
+    opts: ConvertOptions, recipe: Recipe, path: Path | None, say: Callable[[str], None]
+) -> tuple[Any, model_ir.ModelIR, Dataset]:
     cfg = recipe.model
     verbose = 0 if opts.quiet else (1 if sys.stdout.isatty() else 2)  # one line per epoch in logs
     if cfg.layers is None:  # the seed model, on IMDB
@@ -181,9 +190,13 @@ def _model_meta(ir: model_ir.ModelIR, trained: bool, recipe: Recipe) -> dict[str
         "task": ir.task.kind,
         "outputs": ir.task.outputs,
         "class_names": list(ir.task.class_names),
-        "input": {"kind": ir.input.kind, "timesteps": ir.input.timesteps,
-                  "features": ir.input.features, "vocab": ir.input.vocab,
-                  "pad_value": ir.input.pad_value},
+        "input": {
+            "kind": ir.input.kind,
+            "timesteps": ir.input.timesteps,
+            "features": ir.input.features,
+            "vocab": ir.input.vocab,
+            "pad_value": ir.input.pad_value,
+        },
         "maxlen": ir.input.timesteps,
         "parameters": ir.parameter_count,
         "trained": trained,
@@ -193,8 +206,7 @@ def _model_meta(ir: model_ir.ModelIR, trained: bool, recipe: Recipe) -> dict[str
     }
     if seed_shape_problem(ir) is None:
         w = seed_view(ir)
-        meta.update(vocab=w.vocab, embed_dim=w.embed_dim, units=w.units,
-                    reset_after=w.reset_after)
+        meta.update(vocab=w.vocab, embed_dim=w.embed_dim, units=w.units, reset_after=w.reset_after)
     return meta
 
 
@@ -233,8 +245,13 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
             mae, rmse = baseline.errors() or (0.0, 0.0)
             say(f"float Keras MAE {mae:.4g}, RMSE {rmse:.4g} on {n:,} test examples")
         ctx = BuildContext(
-            out_dir=tmp, recipe=recipe, ir=ir, keras_model=model, data=data,
-            seed=recipe.model.seed, quiet=opts.quiet,
+            out_dir=tmp,
+            recipe=recipe,
+            ir=ir,
+            keras_model=model,
+            data=data,
+            seed=recipe.model.seed,
+            quiet=opts.quiet,
         )
         results = []
         for stage in stages:

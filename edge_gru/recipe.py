@@ -113,8 +113,10 @@ def _model_config(table: dict[str, Any], source: str) -> ModelConfig:
     defaults = ModelConfig()
     layers = table.pop("layers", None)
     if layers is not None:
-        if not isinstance(layers, list) or not layers or not all(
-            isinstance(x, dict) and "type" in x for x in layers
+        if (
+            not isinstance(layers, list)
+            or not layers
+            or not all(isinstance(x, dict) and "type" in x for x in layers)
         ):
             raise EdgeGruError(f"{source}: [[model.layers]] must be tables with a type each")
         table["layers"] = tuple(layers)

@@ -144,7 +144,9 @@ def run_gru(
             h = np.where(keep, h_new, h)
         states[:, t] = h
         if outputs is not None:
-            outputs[:, t] = h if (mask is None or not zero_output_for_mask) else h * mask[:, t, None]
+            outputs[:, t] = (
+                h if (mask is None or not zero_output_for_mask) else h * mask[:, t, None]
+            )
     trace = GruTrace(
         name or layer.name,
         states,
@@ -179,7 +181,9 @@ def _reduce(layer: Reduction, h: np.ndarray, mask: np.ndarray | None) -> np.ndar
     return h[:, -1]
 
 
-def forward(model: ModelIR | GruWeights, x: np.ndarray, record_gates: bool = False) -> ReferenceOutput:
+def forward(
+    model: ModelIR | GruWeights, x: np.ndarray, record_gates: bool = False
+) -> ReferenceOutput:
     """Run the model on ``x``: ``(N, T)`` int ids or ``(N, T, F)`` float features.
 
     Raises ``ValueError`` if ``x`` has the wrong rank or feature count.

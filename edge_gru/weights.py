@@ -104,10 +104,20 @@ class GruWeights:
             input=ir.InputSpec("tokens", self.maxlen, vocab=self.vocab),
             layers=(
                 ir.Embedding("embedding", self.embedding),
-                ir.GRU("gru", self.kernel, self.recurrent_kernel, self.input_bias,
-                       self.recurrent_bias, reset_after=self.reset_after),
-                ir.Dense("dense", self.dense_kernel.reshape(-1, 1),
-                         np.asarray([self.dense_bias], np.float32), "sigmoid"),
+                ir.GRU(
+                    "gru",
+                    self.kernel,
+                    self.recurrent_kernel,
+                    self.input_bias,
+                    self.recurrent_bias,
+                    reset_after=self.reset_after,
+                ),
+                ir.Dense(
+                    "dense",
+                    self.dense_kernel.reshape(-1, 1),
+                    np.asarray([self.dense_bias], np.float32),
+                    "sigmoid",
+                ),
             ),
             task=ir.Task("binary", 1),
         )
@@ -125,7 +135,10 @@ def seed_shape_problem(model: ir.ModelIR) -> str | None:
     if gru.go_backwards or gru.return_sequences:
         return "does not implement go_backwards or return_sequences yet"
     if dense.units != 1 or dense.activation != "sigmoid":
-        return f"implements a Dense(1, sigmoid) output only, not Dense({dense.units}, {dense.activation})"
+        return (
+            "implements a Dense(1, sigmoid) output only, "
+            f"not Dense({dense.units}, {dense.activation})"
+        )
     return None
 
 

@@ -17,8 +17,16 @@ FLOAT_STAGES = ("reference", "tflite_float", "onnx_float")
 
 def _run(tmp_path: Path, *args: str) -> tuple[int, dict, Path]:
     out = tmp_path / "out"
-    code = main([*args, "--stages", ",".join((*FLOAT_STAGES, "tflite_int8_tflm", "fixed_point")),
-                 "--out", str(out), "--quiet"])
+    code = main(
+        [
+            *args,
+            "--stages",
+            ",".join((*FLOAT_STAGES, "tflite_int8_tflm", "fixed_point")),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     return code, json.loads((out / "report.json").read_text()), out
 
 
@@ -31,10 +39,12 @@ def _float_stages_pass(report: dict) -> dict:
     return stages
 
 
-@pytest.mark.parametrize("recipe,classes,floor", [("basic_motions", 4, 0.5),
-                                                   ("japanese_vowels", 9, 0.5)])
-def test_time_series_recipes(recipe: str, classes: int, floor: float, tmp_path: Path,
-                             data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "recipe,classes,floor", [("basic_motions", 4, 0.5), ("japanese_vowels", 9, 0.5)]
+)
+def test_time_series_recipes(
+    recipe: str, classes: int, floor: float, tmp_path: Path, data_dir: Path
+) -> None:
     code, report, out = _run(tmp_path, "--recipe", recipe, "--epochs", "8")
     assert code == 0, report["breaches"]
     assert report["task"] == "multiclass"

@@ -41,8 +41,16 @@ def test_reference_matches_keras(name: str, zoo_models: dict) -> None:
     assert np.nanmax(np.nanmax(ours, axis=0) - np.nanmin(ours, axis=0)) > 1e-3
 
 
-@pytest.mark.parametrize("name", ["stacked", "masking_stacked_softmax", "go_backwards_seq_masked",
-                                  "stacked_three_tokens", "mask_zero_seq_average"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "stacked",
+        "masking_stacked_softmax",
+        "go_backwards_seq_masked",
+        "stacked_three_tokens",
+        "mask_zero_seq_average",
+    ],
+)
 def test_per_step_states_match_keras(name: str, zoo_models: dict) -> None:
     """Each GRU's per-step state equals Keras' returned sequence (masked steps repeat it)."""
     import keras
@@ -80,7 +88,9 @@ def test_dynamic_length_is_stated_and_fixed_length_is_kept(zoo_models: dict) -> 
     z = _zoo("dynamic_length_tokens", zoo_models)
     model_ir = from_keras(z.model, timesteps=40)
     assert model_ir.input.timesteps == 40
-    assert model_ir.notes == ("the model's input length is dynamic; assumed T = 40 (recipe/--maxlen)",)
+    assert model_ir.notes == (
+        "the model's input length is dynamic; assumed T = 40 (recipe/--maxlen)",
+    )
     with pytest.raises(EdgeGruError, match="dynamic"):
         from_keras(z.model)
     fixed = _zoo("mask_zero", zoo_models)

@@ -76,13 +76,17 @@ def test_multiclass_metrics_and_confusion() -> None:
 
 def test_binary_logits_decide_at_zero_and_multilabel_sets() -> None:
     logits = metrics.compare_outputs(
-        Task("binary_logits", 1), np.array([[0.1], [-0.1]]), np.array([[0.2], [0.3]]),
+        Task("binary_logits", 1),
+        np.array([[0.1], [-0.1]]),
+        np.array([[0.2], [0.3]]),
         np.array([1, 1]),
     )
     assert logits["agreement"] == 0.5 and logits["accuracy"] == 0.5
     multi = metrics.compare_outputs(
-        Task("multilabel", 2), np.array([[0.9, 0.6], [0.1, 0.2]]),
-        np.array([[0.9, 0.4], [0.1, 0.2]]), np.array([[1, 0], [0, 0]]),
+        Task("multilabel", 2),
+        np.array([[0.9, 0.6], [0.1, 0.2]]),
+        np.array([[0.9, 0.4], [0.1, 0.2]]),
+        np.array([[1, 0], [0, 0]]),
     )
     assert multi["agreement"] == 0.5  # the whole label set must agree
     assert multi["label_agreement"] == 0.75

@@ -130,7 +130,10 @@ def measure_arena(model: bytes, upper: int | None = None) -> Arena:
         else:
             hi = mid
     check = _run(model, hi)
-    if check is None or any(not np.array_equal(a, b) for a, b in zip(check, reference)):
+    same = check is not None and all(
+        np.array_equal(a, b, equal_nan=True) for a, b in zip(check, reference)
+    )
+    if not same:
         raise RuntimeError("TFLM output at the measured arena differs from a large-arena run")
     size = (hi + ARENA_MARGIN + 15) // 16 * 16
     return Arena(minimum=hi, size=size, recorded=recorded_arena_bytes(model, size))

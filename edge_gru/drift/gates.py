@@ -24,8 +24,14 @@ import math
 from typing import Any
 
 HIGHER_IS_BETTER = frozenset(
-    {"agreement", "accuracy", "label_agreement", "decision_equal_fraction",
-     "decision_agreement_vs_litert", "within_8_lsb_vs_litert"}
+    {
+        "agreement",
+        "accuracy",
+        "label_agreement",
+        "decision_equal_fraction",
+        "decision_agreement_vs_litert",
+        "within_8_lsb_vs_litert",
+    }
 )
 Z = 1.96
 

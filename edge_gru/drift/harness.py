@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cli_common import progress_enabled
 from ..ir import Task
 from ..recipe import Recipe
 from ..stages.base import BuildContext, Stage, StageRunner, StageUnavailable
@@ -136,9 +137,21 @@ def compare(result: StageResult, outputs: np.ndarray, baseline: Baseline) -> Non
 def apply_gates(result: StageResult, gates: dict[str, float]) -> None:
     """Check each ``metric = bound`` with the noise-aware rule of :mod:`.gates`."""
     result.gates = dict(gates)
-    row = {**result.extra, **{k: getattr(result, k) for k in (
-        "n", "accuracy", "agreement", "mean_abs_diff", "max_abs_diff", "accuracy_drop_pp",
-        "size_bytes")}}
+    row = {
+        **result.extra,
+        **{
+            k: getattr(result, k)
+            for k in (
+                "n",
+                "accuracy",
+                "agreement",
+                "mean_abs_diff",
+                "max_abs_diff",
+                "accuracy_drop_pp",
+                "size_bytes",
+            )
+        },
+    }
     result.breaches.extend(gate_rules.check(result.name, row, gates))
     result.passed = not result.breaches
 
@@ -146,7 +159,9 @@ def apply_gates(result: StageResult, gates: dict[str, float]) -> None:
 def _progress(total: int, desc: str, quiet: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="example", disable=quiet, leave=False)
+    return tqdm(
+        total=total, desc=desc, unit="example", disable=not progress_enabled(quiet), leave=False
+    )
 
 
 def _run(runner: StageRunner, x: np.ndarray, k: int, desc: str, quiet: bool) -> np.ndarray:

@@ -87,8 +87,12 @@ def compare_outputs(
         mae, rmse = regression_errors(stage, labels)
         float_mae, float_rmse = regression_errors(float_out, labels)
         out.update(
-            mae=mae, rmse=rmse, float_mae=float_mae, float_rmse=float_rmse,
-            mae_change=mae - float_mae, rmse_change=rmse - float_rmse,
+            mae=mae,
+            rmse=rmse,
+            float_mae=float_mae,
+            float_rmse=float_rmse,
+            mae_change=mae - float_mae,
+            rmse_change=rmse - float_rmse,
             rmse_change_pct=100.0 * (rmse - float_rmse) / float_rmse if float_rmse else 0.0,
         )
         return out

@@ -54,7 +54,8 @@ def stage_table(results: list[StageResult], task: Task | None = None) -> str:
         for r in results:
             lines.append(
                 f"| {r.name} | {r.runtime} | {r.n} | {_fmt(r.extra.get('mae'), '.4g')} "
-                f"| {_fmt(r.extra.get('rmse'), '.4g')} | {_fmt(r.extra.get('rmse_change'), '+.2e')} "
+                f"| {_fmt(r.extra.get('rmse'), '.4g')} "
+                f"| {_fmt(r.extra.get('rmse_change'), '+.2e')} "
                 f"| {_fmt(r.mean_abs_diff, '.2e')} | {_fmt(r.max_abs_diff, '.2e')} "
                 f"| {_fmt(r.size_bytes, ',')} | {_status(r)} |"
             )
@@ -142,7 +143,10 @@ def _confusions(results: list[StageResult], task: Task) -> list[str]:
     lines: list[str] = []
     for r in results:
         confusion = r.extra.get("confusion_vs_float")
-        if not confusion or np.count_nonzero(np.asarray(confusion) - np.diag(np.diag(confusion))) == 0:
+        if (
+            not confusion
+            or np.count_nonzero(np.asarray(confusion) - np.diag(np.diag(confusion))) == 0
+        ):
             continue
         lines += [
             "",
@@ -151,8 +155,10 @@ def _confusions(results: list[StageResult], task: Task) -> list[str]:
             "| float \\ stage | " + " | ".join(names) + " |",
             "|---|" + "---:|" * len(names),
         ]
-        lines += [f"| {names[i]} | " + " | ".join(str(v) for v in row) + " |"
-                  for i, row in enumerate(confusion)]
+        lines += [
+            f"| {names[i]} | " + " | ".join(str(v) for v in row) + " |"
+            for i, row in enumerate(confusion)
+        ]
     return lines
 
 

@@ -17,10 +17,16 @@ import numpy as np
 from .. import ir
 from ..errors import EdgeGruError
 
-IDENTITY_AT_INFERENCE = frozenset({
-    "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization",
-})
+IDENTITY_AT_INFERENCE = frozenset(
+    {
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+    }
+)
 ACTIVATIONS = frozenset({"linear", "relu", "tanh", "sigmoid", "softmax"})
 REDUCTIONS = {"GlobalAveragePooling1D": "mean", "GlobalMaxPooling1D": "max", "Flatten": "flatten"}
 MERGE_MODES = frozenset({"concat", "sum", "mul", "ave"})
@@ -68,23 +74,36 @@ def _chain(model: Any) -> list[Any]:
     for position, layer in enumerate(layers, start=1):
         if isinstance(layer, keras.Model):
             raise _refuse(position, layer, "nested models are not supported; flatten it")
-        nodes = getattr(layer, "_inbound_nodes", [])
-        if len(nodes) > 1:
-            raise _refuse(position, layer, "the layer is called more than once (shared layer)")
+        nodes = list(getattr(layer, "_inbound_nodes", []))
         if nodes and previous is not None:
-            arguments = nodes[0].arguments
-            extra = sorted(k for k in arguments.kwargs if k not in {"mask", "training"}
-                           and arguments.kwargs[k] is not None)
-            if "initial_state" in extra:
-                raise _refuse(position, layer, "called with initial_state (the state must start at zero)")
-            tensors = list(arguments.args)
-            if len(tensors) != 1 or extra:
-                raise _refuse(position, layer, "called on several tensors")
-            if tensors[0] is not previous:
+            # A loaded model's layers may carry a call of an earlier build on the same
+            # input: the latest call on the previous layer's output is the model's.
+            calls = [n for n in nodes if any(t is previous for t in n.arguments.args)][-1:]
+            if not calls:
                 raise _refuse(position, layer, "the model is not a single chain of layers")
-        previous = layer.output if nodes else previous
+            arguments = calls[0].arguments
+            extra = sorted(
+                k
+                for k in arguments.kwargs
+                if k not in {"mask", "training"} and arguments.kwargs[k] is not None
+            )
+            if "initial_state" in extra:
+                raise _refuse(
+                    position, layer, "called with initial_state (the state must start at zero)"
+                )
+            if len(list(arguments.args)) != 1 or extra:
+                raise _refuse(position, layer, "called on several tensors")
+            previous = calls[0].outputs[0] if len(calls[0].outputs) == 1 else list(calls[0].outputs)
+        elif nodes:
+            previous = layer.output
         if isinstance(previous, (list, tuple)):
-            raise _refuse(position, layer, "returns several tensors (return_state=True or merge_mode=None)")
+            raise _refuse(
+                position, layer, "returns several tensors (return_state=True or merge_mode=None)"
+            )
+    if outputs and previous is not None and previous is not outputs[0]:
+        raise EdgeGruError(
+            "unsupported model: it is not a single chain of layers from input to output"
+        )
     return layers
 
 
@@ -205,7 +224,9 @@ def infer_task(head: ir.Dense) -> ir.TaskKind:
     return "regression"
 
 
-def _input_spec(model: Any, first: ir.Layer, timesteps: int | None) -> tuple[ir.InputSpec, str | None]:
+def _input_spec(
+    model: Any, first: ir.Layer, timesteps: int | None
+) -> tuple[ir.InputSpec, str | None]:
     shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else None
     if shape is None:
         raise EdgeGruError("unsupported model: it has no defined input; build it with keras.Input")
@@ -217,7 +238,8 @@ def _input_spec(model: Any, first: ir.Layer, timesteps: int | None) -> tuple[ir.
     else:
         if len(shape) != 3 or shape[2] is None:
             raise EdgeGruError(
-                f"unsupported model: feature input must be (batch, T, F) with a fixed F, got {shape}"
+                "unsupported model: feature input must be (batch, T, F) with a fixed F, "
+                f"got {shape}"
             )
         length, features = shape[1], int(shape[2])
     if length is None:
@@ -226,7 +248,9 @@ def _input_spec(model: Any, first: ir.Layer, timesteps: int | None) -> tuple[ir.
         length = timesteps
         note = f"the model's input length is dynamic; assumed T = {timesteps} (recipe/--maxlen)"
     elif timesteps is not None and timesteps != length:
-        raise EdgeGruError(f"--maxlen {timesteps} contradicts the model's fixed input length {length}")
+        raise EdgeGruError(
+            f"--maxlen {timesteps} contradicts the model's fixed input length {length}"
+        )
     if isinstance(first, ir.Embedding):
         return ir.InputSpec("tokens", int(length), vocab=first.vocab), note
     return ir.InputSpec("features", int(length), features=features), note
@@ -251,7 +275,11 @@ def from_keras(
         if item is None:
             continue
         if isinstance(item, str):
-            if not layers or not isinstance(layers[-1], ir.Dense) or layers[-1].activation != "linear":
+            if (
+                not layers
+                or not isinstance(layers[-1], ir.Dense)
+                or layers[-1].activation != "linear"
+            ):
                 raise _refuse(position, layer, "an activation layer must follow a linear Dense")
             last = layers[-1]
             layers[-1] = ir.Dense(last.name, last.kernel, last.bias, item, last.use_bias)  # type: ignore[arg-type]
@@ -264,19 +292,24 @@ def from_keras(
             raise _refuse(position, layer, "must come before the recurrent layers, on features")
         if isinstance(item, (ir.GRU, ir.Bidirectional)):
             if not sequence:
-                raise _refuse(position, layer, "needs a sequence, but the layer before returns its last state")
+                raise _refuse(
+                    position, layer, "needs a sequence, but the layer before returns its last state"
+                )
             seen_recurrent = True
             sequence = item.return_sequences
         if isinstance(item, ir.Reduction):
             if not seen_recurrent or not sequence:
-                raise _refuse(position, layer, "reduces over time, but there is no GRU sequence before it")
+                raise _refuse(
+                    position, layer, "reduces over time, but there is no GRU sequence before it"
+                )
             sequence = False
         if isinstance(item, ir.Dense):
             if not seen_recurrent:
                 raise _refuse(position, layer, "Dense before the recurrent layers is not supported")
             if sequence:
                 raise _refuse(
-                    position, layer,
+                    position,
+                    layer,
                     "applied to every time step of a sequence; reduce over time first "
                     "(GlobalAveragePooling1D, Flatten) or set return_sequences=False",
                 )
@@ -295,12 +328,18 @@ def from_keras(
     kind = task or infer_task(out)
     if kind in ("binary", "binary_logits") and out.units != 1:
         raise EdgeGruError(f"task {kind} needs a Dense(1) output, the model has {out.units} units")
-    if class_names and kind != "regression" and len(class_names) not in (out.units, 2 if out.units == 1 else -1):
+    if (
+        class_names
+        and kind != "regression"
+        and len(class_names) not in (out.units, 2 if out.units == 1 else -1)
+    ):
         raise EdgeGruError(f"{len(class_names)} class names for an output of {out.units} units")
     if spec.kind == "features":
         masking = next((x for x in layers if isinstance(x, ir.Masking)), None)
         if masking is not None:
-            spec = ir.InputSpec("features", spec.timesteps, spec.features, pad_value=masking.mask_value)
+            spec = ir.InputSpec(
+                "features", spec.timesteps, spec.features, pad_value=masking.mask_value
+            )
     return ir.ModelIR(
         name=getattr(model, "name", "model"),
         input=spec,

@@ -23,11 +23,23 @@ import numpy as np
 
 from ..errors import EdgeGruError
 
-BUILDABLE = frozenset({
-    "Embedding", "Normalization", "Masking", "GRU", "Bidirectional", "GlobalAveragePooling1D",
-    "GlobalMaxPooling1D", "Flatten", "Dense", "Dropout", "SpatialDropout1D", "GaussianNoise",
-    "Activation",
-})
+BUILDABLE = frozenset(
+    {
+        "Embedding",
+        "Normalization",
+        "Masking",
+        "GRU",
+        "Bidirectional",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        "Flatten",
+        "Dense",
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "Activation",
+    }
+)
 LOSSES = {
     "binary": ("binary_crossentropy", "accuracy"),
     "binary_logits": ("binary_crossentropy_logits", "accuracy"),
@@ -48,7 +60,7 @@ def _layer(spec: dict[str, Any], outputs: int, where: str) -> Any:
     if kind == "Bidirectional":
         inner = spec.pop("layer", None)
         if not isinstance(inner, dict):
-            raise EdgeGruError(f"{where}: Bidirectional needs layer = {{type = \"GRU\", ...}}")
+            raise EdgeGruError(f'{where}: Bidirectional needs layer = {{type = "GRU", ...}}')
         spec["layer"] = _layer(inner, outputs, f"{where}.layer")
     if spec.get("units") == "outputs":
         spec["units"] = outputs

@@ -71,8 +71,9 @@ def new_model(
     return build_from_layers(config.layers, input_shape, outputs, x_train)
 
 
-def fit(model: Any, config: ModelConfig, x_train: np.ndarray, y_train: np.ndarray,
-        verbose: int = 1) -> Any:
+def fit(
+    model: Any, config: ModelConfig, x_train: np.ndarray, y_train: np.ndarray, verbose: int = 1
+) -> Any:
     """The notebook's fit call (validation split from the end), on ``train_subset`` if set."""
     if config.train_subset is not None:
         x_train, y_train = x_train[: config.train_subset], y_train[: config.train_subset]

@@ -25,9 +25,17 @@ def save_ir(model: ModelIR, path: Path) -> None:
             for key, value in vars(item).items():
                 if isinstance(value, np.ndarray):
                     arrays[f"{item.name}/{key}"] = value
-    arrays["description"] = np.asarray(json.dumps(
-        {"model": model.describe(), "task": model.task.kind, "input": model.input.kind,
-         "timesteps": model.input.timesteps}, sort_keys=True))
+    arrays["description"] = np.asarray(
+        json.dumps(
+            {
+                "model": model.describe(),
+                "task": model.task.kind,
+                "input": model.input.kind,
+                "timesteps": model.input.timesteps,
+            },
+            sort_keys=True,
+        )
+    )
     np.savez(path, **arrays)
 
 
@@ -52,6 +60,6 @@ STAGES = [
         kind="float",
         runtime="numpy",
         build=_build,
-        description="NumPy float64 reference of the model description (edge_gru.reference) vs Keras",
+        description="NumPy float64 reference of the model description (edge_gru.reference)",
     )
 ]
