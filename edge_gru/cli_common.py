@@ -34,9 +34,27 @@ def positive_int(text: str) -> int:
     return value
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter before it is imported."""
-    import os
+def quiet_tensorflow(errors_only: bool = False) -> None:
+    """Silence TensorFlow/absl/LiteRT/tf2onnx/onnxruntime chatter; call before importing them.
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    Always: their C++ INFO/WARNING logs, their Python warnings and log records below
+    ERROR, and the C++ lines no setting reaches (see :mod:`edge_gru.noise`). With
+    ``errors_only`` (``--quiet``): every Python warning and every log record below ERROR.
+    What is left on stderr is errors: ours (one line) and real failures of those tools.
+    """
+    from . import noise
+
+    noise.set_library_env()
+    noise.silence_python(errors_only)
+    noise.filter_native_stderr()
+
+
+def progress_enabled(quiet: bool) -> bool:
+    """Draw progress bars only for a person: not ``--quiet`` and stderr is a terminal.
+
+    Otherwise (a log file, CI, a pipe) a caller prints one line per stage instead: bars
+    redrawn with ``\\r`` turn into junk in a log.
+    """
+    from .noise import stderr_is_terminal
+
+    return not quiet and stderr_is_terminal()

@@ -122,7 +122,7 @@ def test_step_model_state_round_trips_and_matches_unrolled(seed_dims: Built, sma
     from edge_gru.model.training import keras_predict
 
     keras = keras_predict(small_model.keras, ids)
-    probs = step.predict(ids)
+    probs = step.predict_outputs(ids)
     assert np.mean((probs > 0.5) == (keras > 0.5)) >= 0.98
     assert np.mean(np.abs(probs - keras)) < 0.02
 

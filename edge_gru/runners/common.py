@@ -46,7 +46,18 @@ class ReviewRunner:
         return dequantize(raw, self.outputs[0])
 
     def predict(self, ids: np.ndarray) -> np.ndarray:
+        """Seed models: the single output per review, ``(N,)`` float64."""
         return self.predict_raw(self.raw_outputs(np.asarray(ids, np.int32)))
+
+    def predict_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Every output of the (first) output tensor, ``(N, K)`` float64, one invoke per row.
+
+        ``x`` is ``(N, T)`` integer token ids or ``(N, T, F)`` float features; each row is fed
+        as a batch of one (cast or quantized to the input tensor's type).
+        """
+        k = int(np.prod(self.outputs[0]["shape"][1:]))
+        rows = [dequantize(self.run(row[None])[0], self.outputs[0]).reshape(-1) for row in x]
+        return np.stack(rows) if rows else np.empty((0, k), np.float64)
 
 
 def _params(detail: dict[str, Any]) -> tuple[float, int]:

@@ -74,6 +74,24 @@ class TflmStepModel(TflmModel):
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:
         return dequantize(raw, self.outputs[self.prob_out])
 
+    def predict_outputs(self, x: np.ndarray) -> np.ndarray:
+        """The probability after each review's last token, ``(N, 1)``."""
+        return self.predict(x).reshape(-1, 1)
+
+
+def registered_ops() -> frozenset[str]:
+    """Builtin ops the ``tflite-micro`` interpreter registers, read from its native module.
+
+    Its op resolver calls one ``tflite::Register_<OP>()`` per builtin; the mangled names
+    (``_ZN6tflite12Register_ADDEv``) are in the shared library's symbol strings.
+    """
+    import re
+    from pathlib import Path
+
+    runtime = _runtime()
+    blob = (Path(runtime.__file__).parent / "_runtime.so").read_bytes()
+    return frozenset(m.decode() for m in re.findall(rb"Register_([A-Z0-9_]+?)Ev", blob))
+
 
 def _io(model: bytes) -> tuple[list[int], list[int]]:
     """Graph input and output tensor indices, read with the ``tflite`` schema package."""

@@ -1,5 +1,11 @@
 """TFLite stages: float unrolled graph (LiteRT), int8 unrolled (LiteRT and TFLM), int8 step (TFLM).
 
+``tflite_float`` takes every model of the GRU family: the seed shape
+(``Embedding -> GRU -> Dense(1, sigmoid)``) through the seed unroll
+(:func:`edge_gru.tflite.export.float_tflite`, unchanged bytes), any other shape through the
+family graph (:func:`edge_gru.tflite.family.family_float_tflite`). The int8 stages implement
+the seed shape only and say so through ``supports``.
+
 Artifacts (in the output folder): ``model_float.tflite``, ``model_int8.tflite``,
 ``model_step_int8.tflite`` and, for both int8 models, the TFLM sources in
 ``tflm/model_int8/`` and ``tflm/model_step_int8/`` (``model_data.cc/.h``, ``op_resolver.h``).
@@ -15,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..codegen.tflm import Arena, write_tflm_sources
+from ..ir import ModelIR
 from ..tflite.size import size_breakdown
+from ..weights import seed_shape_problem
 from .base import BuildContext, Stage, StageRunner
 
 RERUN_CHECK = 200  # reviews run twice through TFLM to prove run-to-run bit-exactness
@@ -28,11 +36,21 @@ class TfliteArtifact:
     arena: Arena | None = None
 
 
+def int8_supports(model: ModelIR) -> str | None:
+    """Why the int8 TFLite stages cannot take ``model`` (one line), or None for the seed shape."""
+    problem = seed_shape_problem(model)
+    return None if problem is None else f"int8 TFLite {problem}"
+
+
 def _float_model(ctx: BuildContext) -> TfliteArtifact:
     from ..tflite.export import float_tflite
+    from ..tflite.family import family_float_tflite
 
     def build() -> TfliteArtifact:
-        data = float_tflite(ctx.weights)
+        if seed_shape_problem(ctx.ir) is None:
+            data = float_tflite(ctx.weights)  # the seed's model_float.tflite, byte for byte
+        else:
+            data = family_float_tflite(ctx.ir)
         path = ctx.out_dir / "model_float.tflite"
         path.write_bytes(data)
         return TfliteArtifact(path, data)
@@ -79,8 +97,8 @@ def _build_float(ctx: BuildContext) -> StageRunner:
 
     art = _float_model(ctx)
     model = LiteRTModel(art.data, ctx.options("tflite_float").get("mode", "xnnpack"))
-    return StageRunner(predict=model.predict, artifact=art.path, size_bytes=len(art.data),
-                       batch_size=500)
+    return StageRunner(predict=model.predict_outputs, artifact=art.path,
+                       size_bytes=len(art.data), batch_size=500)
 
 
 def _build_litert(ctx: BuildContext) -> StageRunner:
@@ -167,13 +185,15 @@ STAGES = [
         kind="float",
         runtime="litert",
         build=_build_float,
-        description="explicitly unrolled GRU, float32 .tflite in LiteRT (model_float.tflite)",
+        description="explicitly unrolled GRU family graph, float32 .tflite in LiteRT "
+        "(model_float.tflite)",
     ),
     Stage(
         name="tflite_int8_litert",
         kind="quantized",
         runtime="litert",
         build=_build_litert,
+        supports=int8_supports,
         description="unrolled GRU, full-int8 .tflite in LiteRT (model_int8.tflite)",
     ),
     Stage(
@@ -181,6 +201,7 @@ STAGES = [
         kind="quantized",
         runtime="tflite-micro",
         build=_build_tflm,
+        supports=int8_supports,
         description="the same model_int8.tflite in TFLite Micro (host interpreter, real kernels)",
     ),
     Stage(
@@ -188,6 +209,7 @@ STAGES = [
         kind="quantized",
         runtime="tflite-micro",
         build=_build_step,
+        supports=int8_supports,
         description="streaming one-step int8 model in TFLite Micro, invoked once per token",
     ),
 ]
