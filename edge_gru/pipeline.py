@@ -18,7 +18,7 @@ from . import ir as model_ir
 from .bundle import write_bundle
 from .data.dataset import Dataset
 from .data.imdb import DataSource, load_imdb, resolve_source
-from .drift.harness import Baseline, StageResult, evaluate_stage
+from .drift.harness import Baseline, StageResult, evaluate_stage, in_ci
 from .drift.report import write_report
 from .errors import EdgeGruError
 from .frontend import from_keras
@@ -27,7 +27,7 @@ from .model.save import save_deterministic
 from .outdir import check_output, staged_output
 from .recipe import Recipe, load_recipe
 from .stages import select_stages
-from .stages.base import BuildContext
+from .stages.base import BuildContext, Stage, StageUnavailable
 from .weights import seed_shape_problem, seed_view
 
 MODEL_FILE = "model.keras"
@@ -184,6 +184,23 @@ def _train(
     return trained, from_keras(trained, task=cfg.task, class_names=data.class_names), data
 
 
+def _preflight(stages: list[Stage], named: bool, say: Callable[[str], None]) -> None:
+    """Tools a selected stage needs, checked before any training.
+
+    A stage named in ``--stages`` (or any stage in CI) that cannot run is an input error;
+    a default stage is announced as skipped now, with the reason.
+    """
+    for stage in stages:
+        if stage.preflight is None:
+            continue
+        try:
+            stage.preflight()
+        except StageUnavailable as exc:
+            if named or in_ci():
+                raise EdgeGruError(f"stage {stage.name} cannot run here: {exc}") from exc
+            say(f"note: stage {stage.name} will be skipped: {exc}")
+
+
 def _model_meta(ir: model_ir.ModelIR, trained: bool, recipe: Recipe) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "description": ir.describe(),
@@ -223,6 +240,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     if opts.max_eval is not None and opts.max_eval <= 0:
         raise EdgeGruError("--max-eval must be a positive integer")
     stages = select_stages(opts.stages if opts.stages is not None else recipe.stages)
+    _preflight(stages, named=opts.stages is not None, say=say)
     check_output(opts.out)
     path = _data_path(opts, recipe)
     if opts.model is not None:

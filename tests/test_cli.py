@@ -177,3 +177,16 @@ def test_failed_run_leaves_previous_output_untouched(tmp_path: Path) -> None:
     with staged_output(out) as tmp:
         (tmp / "new.txt").write_text("complete")
     assert [p.name for p in out.iterdir()] == ["new.txt"]
+
+
+def test_missing_tool_of_a_named_stage_fails_before_training(tmp_path, monkeypatch, capsys):
+    """``--stages fixed_point_qemu`` without qemu: one line, exit 2, before data or training."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no make, gcc or qemu-system-arm here
+    # no data either: had the data been read first, that would be the error
+    monkeypatch.setenv("EDGE_GRU_DATA", str(tmp_path / "no-data"))
+    code = main(["--stages", "fixed_point_qemu", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("python -m edge_gru.convert: error: stage fixed_point_qemu cannot run")
+    assert "not installed" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

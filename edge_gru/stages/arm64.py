@@ -2,10 +2,13 @@
 
 Opt-in (``--stages onnx_float_arm64,onnx_int8_arm64,tflite_int8_arm64``). The three share
 one bundle and one install per run. Each runs ``python -m edge_gru.predict`` in the chroot
-on the first test reviews (encoded, like the x86 stages) and on raw Stanford test reviews,
-and compares with the same model run by the same runtime on x86 (``*_vs_x86`` metrics,
-gated in the recipe). Emulated run times say nothing about a Pi's speed: only the CI
-set-up cost (``info.ci_setup_seconds``) is recorded, never a latency.
+on the first test inputs (encoded ids via ``--ids``, or padded features via ``--npy``, like
+the x86 stages) and on inputs given the way a user gives them ("raw": Stanford test review
+texts for an IMDB text model, one CSV file per test sequence for a feature model), and
+compares with the same model run by the same runtime on x86 (``*_vs_x86`` metrics, gated
+in the recipe). A model file the x86 stage cannot build (e.g. int8 for a non-seed shape)
+is skipped with that stage's reason. Emulated run times say nothing about a Pi's speed:
+only the CI set-up cost (``info.ci_setup_seconds``) is recorded, never a latency.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from ..bundle import write_bundle
 from ..data.imdb import TARBALL_NAME, DataSource, iter_stanford_reviews
 from ..deploy import MODEL_FILES, make_bundle
 from ..errors import EdgeGruError
-from .arm64_models import build_model_file
+from ..ir import ModelIR
+from .arm64_models import build_model_file, file_supports
 from .base import BuildContext, Stage, StageRunner, StageUnavailable
 
 RAW_REVIEWS = 1000
+RAW_SEQUENCES = 200
 DEFAULT_MAX_EVAL = 2000
 
 
@@ -44,7 +49,8 @@ def _bundle_source(ctx: BuildContext) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="edge_gru-arm64-src-"))
     atexit.register(shutil.rmtree, folder, True)
     for name in MODEL_FILES:
-        shutil.copyfile(build_model_file(ctx, name), folder / name)
+        if file_supports(name, ctx.ir) is None:
+            shutil.copyfile(build_model_file(ctx, name), folder / name)
     write_bundle(replace(ctx, out_dir=folder), {"float_accuracy": None, "stages": []})
     return folder
 
@@ -83,19 +89,23 @@ def _shared_environment(ctx: BuildContext) -> tuple[Path, Arm64Env]:
     return got
 
 
-def _stanford_source(ctx: BuildContext) -> DataSource:
-    source = ctx.data.source
-    if source.kind != "npz":
-        return source
-    tarball = source.path.parent / TARBALL_NAME
+def _stanford_source(ctx: BuildContext) -> DataSource | None:
+    """The raw Stanford reviews beside the IMDB word index, or None for other text data."""
+    word_index = getattr(ctx.data, "word_index", None)
+    if word_index is None:
+        return None
+    tarball = Path(word_index).parent / TARBALL_NAME
     if not tarball.is_file():
-        raise StageUnavailable(f"no raw Stanford reviews ({TARBALL_NAME}) beside {source.path}")
-    return DataSource("aclimdb_tar", tarball, source.word_index)
+        raise StageUnavailable(f"no raw Stanford reviews ({TARBALL_NAME}) beside {word_index}")
+    return DataSource("aclimdb_tar", tarball, Path(word_index))
 
 
 def _raw_reviews(ctx: BuildContext, count: int) -> tuple[list[str], np.ndarray]:
     """``count`` test reviews spread evenly over the split (half negative, half positive)."""
-    reviews = list(iter_stanford_reviews(_stanford_source(ctx), "test"))
+    source = _stanford_source(ctx)
+    if source is None:
+        return [], np.zeros(0)
+    reviews = list(iter_stanford_reviews(source, "test"))
     if not reviews:
         raise StageUnavailable("the Stanford data holds no test reviews")
     picks = np.linspace(0, len(reviews) - 1, min(count, len(reviews))).round().astype(int)
@@ -103,30 +113,85 @@ def _raw_reviews(ctx: BuildContext, count: int) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray([reviews[i].label for i in picks])
 
 
+def _raw_sequences(ctx: BuildContext, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``count`` test sequences as a user would give them: the front padding
+    (rows all equal to the pad value) removed, so the runtime pads them again."""
+    pad = np.float32(ctx.ir.input.pad_value)
+    x, y = ctx.data.x_test[:count], ctx.data.y_test[:count]
+    seqs = []
+    for row in np.asarray(x, np.float32):
+        real = np.flatnonzero(np.any(row != pad, axis=-1))
+        seqs.append(row[real[0]:] if len(real) else row[:0])
+    return seqs, np.asarray(y)
+
+
+class _Inputs:
+    """Runs the main and raw inputs on arm64 (in the chroot) and on x86 (this host)."""
+
+    def __init__(self, ctx: BuildContext, env: Arm64Env, stage: str, model: str,
+                 host: Any) -> None:
+        self.env, self.model, self.host = env, model, host
+        self.features = ctx.ir.input.kind == "features"
+        opts = ctx.options(stage)
+        if self.features:
+            count = int(opts.get("raw_sequences", RAW_SEQUENCES))
+            self.raw, self.labels = ctx.artifact(f"arm64_seqs_{count}",
+                                                 lambda: _raw_sequences(ctx, count))
+        else:
+            count = int(opts.get("raw_reviews", RAW_REVIEWS))
+            self.raw, self.labels = ctx.artifact(f"arm64_raw_{count}",
+                                                 lambda: _raw_reviews(ctx, count))
+
+    def arm_main(self, x: np.ndarray) -> np.ndarray:
+        if self.features:
+            return self.env.predict_features(self.model, x)
+        return self.env.predict_ids(self.model, x)
+
+    def x86_main(self, x: np.ndarray) -> np.ndarray:
+        return self.host.predict_padded(x) if self.features else self.host.predict_ids(x)
+
+    def arm_raw(self) -> np.ndarray:
+        if not len(self.raw):
+            return np.zeros((0, 1))
+        if self.features:
+            return self.env.predict_csv(self.model, self.raw)
+        return self.env.predict_texts(self.model, self.raw)
+
+    def x86_raw(self) -> np.ndarray:
+        if not len(self.raw):
+            return np.zeros((0, 1))
+        if self.features:
+            return self.host.predict_sequences(self.raw)
+        return self.host.predict_texts(self.raw)
+
+
 def _build(ctx: BuildContext, stage: str, model: str, quantized_output: bool) -> StageRunner:
     from ..runtime import Predictor
 
     source, env = _shared_environment(ctx)
-    count = int(ctx.options(stage).get("raw_reviews", RAW_REVIEWS))
-    texts, labels = ctx.artifact(f"arm64_raw_{count}", lambda: _raw_reviews(ctx, count))
     host = Predictor.from_bundle(source / model)
+    inputs = _Inputs(ctx, env, stage, model, host)
+    task = ctx.ir.task
 
-    def predict(ids: np.ndarray) -> np.ndarray:
+    def predict(x: np.ndarray) -> np.ndarray:
         try:
-            return env.predict_ids(model, ids)
+            return inputs.arm_main(x)
         except Arm64Unavailable as exc:
             raise RuntimeError(f"{stage}: {exc}") from exc
 
-    def extra(ids: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    def extra(x: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
         try:
-            arm_raw = env.predict_texts(model, texts)
+            arm_raw = inputs.arm_raw()
         except Arm64Unavailable as exc:
             raise RuntimeError(f"{stage}: {exc}") from exc
         lsb = _output_scale(host) if quantized_output else None
-        x86_ids, x86_raw = host.predict_ids(ids), host.predict_texts(texts)
-        report = vs_x86(probs, x86_ids, arm_raw, x86_raw, labels, lsb)
-        if lsb is not None:
-            report.update(_reference_kernels_vs_x86(env, source / model, ids, lsb))
+        labels = inputs.labels if task.is_classification else None
+        if not inputs.features and task.kind not in ("binary", "binary_logits"):
+            labels = None  # Stanford texts are labelled positive/negative only
+        report = vs_x86(outputs, inputs.x86_main(x), arm_raw, inputs.x86_raw(), labels, lsb,
+                        task)
+        if lsb is not None and not inputs.features:
+            report.update(_reference_kernels_vs_x86(env, source / model, x, lsb))
         return report
 
     info = {
@@ -134,6 +199,7 @@ def _build(ctx: BuildContext, stage: str, model: str, quantized_output: bool) ->
         "userland": env.userland,
         "ci_setup_seconds": dict(env.timings_s),  # userland (cache) + emulated pip; not Pi speed
         "x86_runtime": host.runtime,
+        "raw_inputs": "csv files" if inputs.features else "Stanford review texts",
     }
     path = source / model
     return StageRunner(predict=predict, artifact=path, size_bytes=path.stat().st_size,
@@ -153,7 +219,7 @@ def _reference_kernels_vs_x86(env: Arm64Env, path: Path, ids: np.ndarray, lsb: f
     except Arm64Unavailable as exc:
         raise RuntimeError(f"{path.name} with reference kernels: {exc}") from exc
     x86 = Predictor.from_bundle(path, kernels="reference").predict_ids(ids)
-    lsbs = np.rint(np.abs(arm - x86) / lsb).astype(np.int64)
+    lsbs = np.rint(np.abs(arm - x86) / lsb).astype(np.int64).reshape(-1)
     return {"reference_kernels_n": int(len(ids)),
             "max_lsb_diff_vs_x86_reference_kernels": int(lsbs.max()) if len(lsbs) else 0}
 
@@ -171,10 +237,17 @@ def _stage(name: str, kind: str, runtime: str, model: str, quantized_output: boo
         kind=kind,  # type: ignore[arg-type]
         runtime=runtime,
         build=lambda ctx: _build(ctx, name, model, quantized_output),
-        description=f"{model} in Debian bookworm arm64 (qemu-user), offline bundle install, vs x86",
+        description=f"{model} in Debian bookworm arm64 (qemu-user), offline bundle install, "
+                    "vs x86",
         default_max_eval=DEFAULT_MAX_EVAL,
         opt_in=True,
+        supports=lambda ir: _supports(model, ir),
     )
+
+
+def _supports(model: str, ir: ModelIR) -> str | None:
+    reason = file_supports(model, ir)
+    return None if reason is None else f"{model}: {reason}"
 
 
 STAGES = [

@@ -106,3 +106,5 @@ class Stage:
     # Why this stage cannot take a model (one line), or None when it can. The harness
     # reports the stage as skipped with that line, in CI too: it is a known limit.
     supports: Callable[[ModelIR], str | None] | None = None
+    # Checks the tools the stage needs before any training; raises StageUnavailable.
+    preflight: Callable[[], None] | None = None

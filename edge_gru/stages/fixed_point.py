@@ -85,11 +85,20 @@ def _host_scores(tool: Path, ids: np.ndarray) -> np.ndarray:
     return np.frombuffer(proc.stdout, "<i2").astype(np.int64)
 
 
+def _qemu_preflight() -> None:
+    """The firmware sources and the Debian tools the QEMU stage builds and runs with."""
+    from ..fixed_point import firmware
+    from ..fixed_point.qemu import QEMU
+
+    firmware.firmware_dir()
+    firmware.require_tools("make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-size", QEMU)
+
+
 def _build_qemu(ctx: BuildContext) -> StageRunner:
     from ..fixed_point import firmware
-    from ..fixed_point.qemu import QEMU, QemuDevice
+    from ..fixed_point.qemu import QemuDevice
 
-    firmware.require_tools("make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-size", QEMU)
+    _qemu_preflight()
     q = quantized(ctx)
     folder = sources(ctx)
     build_dir = Path(tempfile.mkdtemp(prefix="edge_gru_fw_"))
@@ -167,5 +176,6 @@ STAGES = [
         description="the fixed-point C on a Cortex-M4 (QEMU mps2-an386) over its UART",
         default_max_eval=2000,
         supports=_supports,
+        preflight=_qemu_preflight,
     ),
 ]
