@@ -1,8 +1,12 @@
 """The deployable part of the output folder: what the Pi runtime needs beside the models.
 
-``metadata.json`` tells the runtime how to encode and pad text (maxlen, vocab, tokenizer
-constants) and what the float model scored; ``word_index.txt.gz`` is the Keras word index,
-one word per line in rank order (380 KB instead of 1.8 MB of JSON).
+``metadata.json`` tells the runtime what an input is and how to pad it (``input``: tokens or
+features, ``timesteps``, ``features``, ``pad_value``, ``mask_value``), what the outputs mean
+(``task``: kind, outputs, class names; ``decision``) and what the float model scored; text
+models keep their older keys (``maxlen``, ``vocab``, ``units``, ``embed_dim``,
+``reset_after``, ``tokenizer`` constants, ``labels``) and ship ``word_index.txt.gz``, the
+Keras word index, one word per line in rank order (380 KB instead of 1.8 MB of JSON).
+Feature models have no word index.
 
 ``models`` lists every ``.onnx`` / ``.tflite`` file in the folder with its size, SHA-256,
 the stages that evaluated it (accuracy, agreement) and its I/O tensors (name, dtype, shape,
@@ -26,6 +30,7 @@ from .data.text import (
     load_word_index,
     save_ranked_words,
 )
+from .ir import Bidirectional, ModelIR
 from .stages.base import BuildContext
 
 METADATA_FILE = "metadata.json"
@@ -87,7 +92,7 @@ def describe_models(folder: Path, report: dict[str, Any]) -> dict[str, dict[str,
             "stages": {
                 s["name"]: {"accuracy": s.get("accuracy"), "agreement": s.get("agreement"),
                             "mean_abs_diff": s.get("mean_abs_diff"), "passed": s.get("passed")}
-                for s in report["stages"] if s.get("artifact") == path.name
+                for s in report.get("stages", []) if s.get("artifact") == path.name
             },
         }
         try:
@@ -98,23 +103,69 @@ def describe_models(folder: Path, report: dict[str, Any]) -> dict[str, dict[str,
     return models
 
 
-def write_word_index(ctx: BuildContext) -> None:
-    """Ship the whole index in the compact rank-ordered form the runtime reads."""
-    save_ranked_words(load_word_index(ctx.data.source.word_index), ctx.out_dir / WORD_INDEX_FILE)
+def write_word_index(ctx: BuildContext) -> bool:
+    """Ship the whole index in the compact rank-ordered form the runtime reads.
+
+    Only text models trained on data with a word index (``ctx.data.word_index``) have one;
+    returns whether a file was written.
+    """
+    path = getattr(ctx.data, "word_index", None)
+    if ctx.ir.input.kind != "tokens" or path is None:
+        return False
+    save_ranked_words(load_word_index(path), ctx.out_dir / WORD_INDEX_FILE)
+    return True
 
 
-def write_bundle(ctx: BuildContext, report: dict[str, Any]) -> None:
-    """Write ``metadata.json`` and the word index next to the models."""
-    write_word_index(ctx)
-    w = ctx.weights
-    metadata = {
-        "format": "edge_gru-bundle/1",
-        "maxlen": w.maxlen,
-        "vocab": w.vocab,
-        "units": w.units,
-        "embed_dim": w.embed_dim,
-        "reset_after": w.reset_after,
-        "tokenizer": {
+def _class_names(ctx: BuildContext) -> list[str]:
+    names = ctx.ir.task.class_names or tuple(getattr(ctx.data, "class_names", ()) or ())
+    return [str(n) for n in names]
+
+
+def _input(ir: ModelIR) -> dict[str, Any]:
+    """How one input looks and is padded (pre-padding, pre-truncation, as Keras pads)."""
+    spec = ir.input
+    masking, emb = ir.masking, ir.embedding
+    if masking is not None:
+        mask_value: float | None = float(masking.mask_value)
+    elif emb is not None and emb.mask_zero:
+        mask_value = 0.0
+    else:
+        mask_value = None
+    return {
+        "kind": spec.kind,
+        "timesteps": spec.timesteps,
+        "features": spec.features,
+        "vocab": spec.vocab,
+        "pad_value": float(spec.pad_value),
+        "mask_value": mask_value,
+        "padding": "pre",
+        "truncating": "pre",
+    }
+
+
+DECISIONS = {
+    "binary": "probability > threshold",
+    "binary_logits": "probability = sigmoid(logit) > threshold (logit > 0)",
+    "multiclass": "the class with the highest probability",
+    "multilabel": "every label whose probability > threshold",
+    "regression": "the values themselves (no decision)",
+}
+
+
+def _text_keys(ctx: BuildContext, with_tokenizer: bool) -> dict[str, Any]:
+    """The keys text bundles always had (the runtime of older releases reads them)."""
+    ir = ctx.ir
+    first = ir.recurrent[0]
+    gru = first.forward if isinstance(first, Bidirectional) else first
+    emb = ir.embedding
+    keys: dict[str, Any] = {
+        "vocab": ir.input.vocab,
+        "units": gru.units,
+        "embed_dim": emb.dim if emb is not None else None,
+        "reset_after": gru.reset_after,
+    }
+    if with_tokenizer:
+        keys["tokenizer"] = {
             "kind": "keras_imdb",
             "lower": True,
             "filters": FILTERS,
@@ -126,17 +177,38 @@ def write_bundle(ctx: BuildContext, report: dict[str, Any]) -> None:
             "index_from": INDEX_FROM,
             "padding": "pre",
             "truncating": "pre",
-        },
+        }
+    return keys
+
+
+def write_bundle(ctx: BuildContext, report: dict[str, Any]) -> None:
+    """Write ``metadata.json`` (and, for text models, the word index) next to the models."""
+    ir = ctx.ir
+    with_tokenizer = write_word_index(ctx)
+    task = ir.task
+    metadata: dict[str, Any] = {
+        "format": "edge_gru-bundle/1",
+        "task": {"kind": task.kind, "outputs": task.outputs, "class_names": _class_names(ctx)},
+        "input": _input(ir),
+        "model": {"name": ir.name, "architecture": ir.describe(),
+                  "parameters": ir.parameter_count},
+        "maxlen": ir.input.timesteps,
         "threshold": 0.5,
-        "float_accuracy": report["float_accuracy"],
+        "decision": DECISIONS[task.kind],
+        "float_accuracy": report.get("float_accuracy"),
         "stages": {
             s["name"]: {"artifact": s.get("artifact"), "accuracy": s.get("accuracy"),
                         "agreement": s.get("agreement")}
-            for s in report["stages"]
+            for s in report.get("stages", [])
         },
     }
+    if ir.input.kind == "tokens":
+        metadata.update(_text_keys(ctx, with_tokenizer))
     models = describe_models(ctx.out_dir, report)
     metadata["models"] = models
     metadata["default_model"] = next((m for m in DEFAULT_MODELS if m in models), None)
-    metadata["labels"] = {"positive": "probability > threshold", "negative": "otherwise"}
+    if task.kind in ("binary", "binary_logits"):
+        names = _class_names(ctx)
+        negative, positive = (names[0], names[1]) if len(names) == 2 else ("negative", "positive")
+        metadata["labels"] = {positive: "probability > threshold", negative: "otherwise"}
     (ctx.out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")

@@ -65,8 +65,25 @@ def _list_stages() -> int:
     return EXIT_OK
 
 
+CONVERTER_MODULES = ("numpy", "tensorflow", "keras", "onnx", "onnxruntime", "tqdm")
+
+
+def missing_converter_modules() -> list[str]:
+    """The converter's dependencies that are not installed (a Pi venv has only the runtime)."""
+    import importlib.util
+
+    return [name for name in CONVERTER_MODULES if importlib.util.find_spec(name) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_converter_modules()
+    if missing:
+        return fail(
+            PROG,
+            f"the converter needs {', '.join(missing)}, which is not installed: "
+            "pip install 'edge_gru[convert]'",
+        )
     if args.list_stages:
         return _list_stages()
     quiet_tensorflow(errors_only=args.quiet)

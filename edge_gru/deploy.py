@@ -1,7 +1,8 @@
 """``python -m edge_gru.deploy``: the folder you copy to a Raspberry Pi.
 
 It holds the models (every ``.onnx`` / ``.tflite`` of the convert output),
-``metadata.json`` + ``word_index.txt.gz`` (how to encode text), a wheel of ``edge_gru``
+``metadata.json`` (what an input is, how to pad it, what the outputs mean) and, for text
+models, ``word_index.txt.gz`` (how to encode text), a wheel of ``edge_gru``
 itself (its ``pi`` extra pulls only numpy + onnxruntime, the ``litert`` extra the LiteRT
 interpreter for ``.tflite`` models) and, with
 ``--offline-wheels``, every aarch64 wheel those need, so a Pi without internet installs
@@ -55,7 +56,20 @@ def install_commands(venv: str, offline: bool, wheel: str) -> list[str]:
     return [f"python3 -m venv {venv}", install]
 
 
-def _install_text(offline: bool, wheel: str) -> str:
+def _predict_example(venv: str, meta: dict) -> list[str]:
+    """How to call predict on this bundle's kind of input."""
+    model = meta.get("default_model") or "model_float.onnx"
+    call = f"{venv}/bin/python -m edge_gru.predict --model {model}"
+    if (meta.get("input") or {}).get("kind") == "features":
+        f = meta["input"].get("features")
+        return [f"Predict (a CSV file per sequence, one time step per row, {f} columns; or an",
+                "(N, T, F) .npy; the runtime reads metadata.json next to the model):", "",
+                f"  {call} --csv sequence.csv", f"  {call} --npy sequences.npy --json", ""]
+    return ["Predict (the runtime reads metadata.json and word_index.txt.gz next to the model):",
+            "", f'  {call} "a wonderful film"', ""]
+
+
+def _install_text(offline: bool, wheel: str, meta: dict) -> str:
     venv = "~/edge_gru-venv"
     online = install_commands(venv, False, wheel)[1]
     lines = [
@@ -70,10 +84,7 @@ def _install_text(offline: bool, wheel: str) -> str:
         lines += ["(this bundle holds the aarch64 wheels: no internet needed;",
                   f" with internet you may also run: {online})", ""]
     lines += [
-        "Predict (the runtime reads metadata.json and word_index.txt.gz next to the model):",
-        "",
-        f'  {venv}/bin/python -m edge_gru.predict --model model_int8.onnx "a wonderful film"',
-        "",
+        *_predict_example(venv, meta),
         "Drop ',litert' from the install line if you only run the .onnx models.",
         "",
     ]
@@ -119,16 +130,29 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _check_source(src: Path) -> list[Path]:
+def _check_source(src: Path) -> tuple[list[Path], dict]:
+    """The models and support files to copy, and the metadata; one-line error if incomplete.
+
+    A text bundle whose metadata names a tokenizer needs its word index; a feature bundle
+    has none.
+    """
+    from .runtime.predictor import read_metadata
+
     if not src.is_dir():
         raise EdgeGruError(f"--from {src} is not a folder (run python -m edge_gru.convert first)")
-    for name in (METADATA_FILE, WORD_INDEX_FILE):
-        if not (src / name).is_file():
-            raise EdgeGruError(f"{src} has no {name}: not a convert output folder")
+    if not (src / METADATA_FILE).is_file():
+        raise EdgeGruError(f"{src} has no {METADATA_FILE}: not a convert output folder")
+    meta = read_metadata(src) or {}
+    files = [src / METADATA_FILE]
+    if meta.get("tokenizer"):
+        index = src / meta["tokenizer"].get("word_index", WORD_INDEX_FILE)
+        if not index.is_file():
+            raise EdgeGruError(f"{src} has no {index.name}: not a convert output folder")
+        files.append(index)
     models = sorted(p for p in src.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file())
     if not models:
         raise EdgeGruError(f"{src} holds no .onnx or .tflite model")
-    return models
+    return [*models, *files], meta
 
 
 def make_bundle(
@@ -137,9 +161,9 @@ def make_bundle(
     """Write the deploy bundle for the convert output ``src`` into ``out`` (replaced whole)."""
     from .outdir import staged_output
 
-    models = _check_source(Path(src))
+    files, meta = _check_source(Path(src))
     with staged_output(Path(out)) as tmp:
-        for file in [*models, src / METADATA_FILE, src / WORD_INDEX_FILE]:
+        for file in files:
             shutil.copyfile(file, tmp / file.name)
         wheel = build_wheel(tmp / WHEELS_DIR)
         if offline_wheels:
@@ -151,7 +175,7 @@ def make_bundle(
                     shutil.copyfile(whl, tmp / WHEELS_DIR / whl.name)
             except Arm64Unavailable as exc:
                 raise EdgeGruError(str(exc)) from exc
-        (tmp / "INSTALL.txt").write_text(_install_text(offline_wheels, wheel.name))
+        (tmp / "INSTALL.txt").write_text(_install_text(offline_wheels, wheel.name, meta))
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         sums = "".join(f"{_sha256(tmp / f)}  {f}\n" for f in files)
         (tmp / "SHA256SUMS").write_text(sums)

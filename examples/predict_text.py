@@ -23,7 +23,7 @@ def main(model: str, *reviews: str) -> int:
     except EdgeGruError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for review, p in zip(reviews or ("a wonderful film",), probabilities, strict=True):
+    for review, p in zip(reviews or ("a wonderful film",), probabilities[:, 0], strict=True):
         print(f"{p:.3f}  {predictor.label(p):8s}  {review}")
     return 0
 

@@ -56,9 +56,10 @@ def main() -> int:
     # The Pi side: numpy + onnxruntime only, one recording of shape (T, F).
     from edge_gru.runtime import Predictor
 
-    recording = np.load(data)["x_test"][0]
+    recording = np.load(data)["x_test"][0]  # (T, F): 100 steps of 6 IMU channels
     predictor = Predictor.from_bundle(out / "model_float.onnx")
-    print(predictor.describe(predictor.predict_features(recording[None])[0]))
+    (answer,) = predictor.answers(predictor.predict_features(recording))
+    print(answer)
     return 0
 
 

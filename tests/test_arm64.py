@@ -23,6 +23,7 @@ from edge_gru.arm64.compare import vs_x86
 from edge_gru.arm64.errors import Arm64Unavailable
 from edge_gru.arm64.userland import UserlandSpec, check_mirror, debian_mirror, ensure_userland
 from edge_gru.arm64.wheels import platform_tags
+from edge_gru.ir import Task
 
 X86_STAGES = ("onnx_float", "onnx_int8", "tflite_int8_litert")
 ARM64_STAGES = ("onnx_float_arm64", "onnx_int8_arm64", "tflite_int8_arm64")
@@ -83,19 +84,61 @@ def test_vs_x86_counts_lsbs_and_decisions() -> None:
     assert same["max_abs_diff_vs_x86"] == 0.0 and "max_lsb_diff_vs_x86" not in same
 
 
+def test_vs_x86_follows_the_task() -> None:
+    """(N, K) outputs: argmax decisions for multiclass, none for regression; NaN on both
+    CPUs (a masked mean over no step) is equal, NaN on one only is an infinite difference."""
+    x86 = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4]])
+    arm = x86.copy()
+    arm[1] = [0.1, 0.44, 0.46]  # the decision flips on one of three
+    multi = vs_x86(arm[:2], x86[:2], arm[2:], x86[2:], np.array([2]), None,
+                   Task("multiclass", 3))
+    assert multi["decision_equal_fraction"] == pytest.approx(2 / 3)
+    assert multi["max_abs_diff_vs_x86"] == pytest.approx(0.06) and multi["raw_accuracy"] == 1.0
+    reg = vs_x86(arm, x86, np.zeros((0, 3)), np.zeros((0, 3)), None, None, Task("regression", 3))
+    assert reg["decision_equal_fraction"] is None and reg["raw_accuracy"] is None
+    assert reg["raw_n"] == 0 and reg["x86_compared_n"] == 3
+    nan = np.array([[np.nan], [0.5]])
+    assert vs_x86(nan, nan.copy(), nan[:0], nan[:0], None)["max_abs_diff_vs_x86"] == 0.0
+    assert vs_x86(nan, np.array([[0.1], [0.5]]), nan[:0], nan[:0], None)[
+        "max_abs_diff_vs_x86"] == np.inf
+
+
 def test_predict_output_is_checked() -> None:
-    good = '{"results": [{"probability": 0.25, "label": "negative"}]}'
-    assert parse_predictions(good, 1, "t").tolist() == [0.25]
+    good = '{"results": [{"output": [0.25], "probability": 0.25, "label": "negative"}]}'
+    assert parse_predictions(good, 1, "t").tolist() == [[0.25]]
+    multi = '{"results": [{"output": [0.1, 0.9]}, {"output": [null, 1.0]}]}'
+    got = parse_predictions(multi, 2, "t")
+    assert got.shape == (2, 2) and np.isnan(got[1, 0]) and got[0, 1] == 0.9
     for bad, n in (("not json", 1), (good, 2), ('{"results": [{}]}', 1)):
         with pytest.raises(Arm64Unavailable):
             parse_predictions(bad, n, "t")
 
 
+def test_int8_arm64_stages_say_why_not_for_feature_models() -> None:
+    """The float ONNX goes to arm64 for every model; int8 files follow their x86 stage."""
+    import keras
+
+    from edge_gru.frontend import from_keras
+    from edge_gru.stages import select_stages
+
+    model = keras.Sequential([keras.Input((12, 5)), keras.layers.GRU(4),
+                              keras.layers.Dense(3, activation="softmax")])
+    ir = from_keras(model)
+    flt, q_onnx, q_tflite = select_stages(["onnx_float_arm64", "onnx_int8_arm64",
+                                           "tflite_int8_arm64"])
+    assert flt.supports is not None and flt.supports(ir) is None
+    for stage, file in ((q_onnx, "model_int8.onnx"), (q_tflite, "model_int8.tflite")):
+        reason = stage.supports(ir) if stage.supports is not None else None
+        assert reason is not None and reason.startswith(file) and "\n" not in reason
+
+
 def test_stage_without_mirror_says_why(
-    small_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_model, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unavailable -> skipped with one line on a laptop, a breach in CI; tried once per run."""
+    from edge_gru.data.dataset import Dataset
     from edge_gru.drift.harness import Baseline, evaluate_stage
+    from edge_gru.frontend import from_keras
     from edge_gru.recipe import load_recipe
     from edge_gru.stages import select_stages
     from edge_gru.stages.base import BuildContext
@@ -103,10 +146,13 @@ def test_stage_without_mirror_says_why(
     monkeypatch.setenv("EDGE_GRU_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGE_GRU_DEBIAN_MIRROR", UNREACHABLE)
     recipe = load_recipe(None)
-    ctx = BuildContext(out_dir=tmp_path, recipe=recipe, weights=small_model.weights,
-                       keras_model=small_model.keras, data=small_model.data, seed=42, quiet=True)
-    ids = small_model.data.x_test[:10]
-    base = Baseline(ids, small_model.data.y_test[:10], np.full(10, 0.5))
+    d = small_model.data
+    data = Dataset(d.x_train, d.y_train, d.x_test, d.y_test, "npz:imdb.npz",
+                   word_index=data_dir / "imdb_word_index.json")
+    ctx = BuildContext(out_dir=tmp_path, recipe=recipe, ir=from_keras(small_model.keras),
+                       keras_model=small_model.keras, data=data, seed=42, quiet=True)
+    ids = d.x_test[:10]
+    base = Baseline(ids, d.y_test[:10], np.full((10, 1), 0.5), Task("binary", 1))
     first, second = select_stages(["onnx_float_arm64", "tflite_int8_arm64"])
     for ci, stage in (("true", first), ("", second)):
         monkeypatch.setenv("CI", ci)
@@ -158,7 +204,7 @@ def test_arm64_stages_match_x86(arm64_run) -> None:
         assert arm.n == x86.n == N_EVAL and arm.extra["raw_n"] >= 1000
         assert arm.extra["decision_equal_fraction"] >= arm.gates["decision_equal_fraction"]
         assert arm.accuracy is not None and arm.extra["raw_accuracy"] > 0.6
-        diff = np.abs(arm.probabilities - x86.probabilities)  # the x86 stage's own outputs
+        diff = np.abs(arm.outputs - x86.outputs)  # the x86 stage's own outputs
         if name.startswith("onnx"):
             assert diff.max() <= 1e-5 and arm.extra["max_abs_diff_vs_x86"] <= 1e-5
             assert {"max_abs_diff_vs_x86", "decision_equal_fraction"} <= set(arm.gates)
@@ -184,3 +230,39 @@ def test_arm64_records_what_ran(arm64_run) -> None:
     rows = {row["name"]: row for row in result.report["stages"]}
     for name in ARM64_STAGES:
         assert {"n", "agreement", "max_abs_diff", "max_abs_diff_vs_x86"} <= set(rows[name])
+
+
+@pytest.mark.slow
+def test_arm64_float_onnx_on_a_feature_model(tmp_path: Path) -> None:
+    """A masked multiclass feature model: ``--npy`` and ``--csv`` on arm64 match x86 and Keras;
+    the int8 twins are skipped with their x86 stage's reason."""
+    import sys
+
+    from edge_gru.data.dataset import Dataset
+    from edge_gru.drift.harness import Baseline, evaluate_stage
+    from edge_gru.frontend import from_keras
+    from edge_gru.recipe import load_recipe
+    from edge_gru.stages import select_stages
+    from edge_gru.stages.base import BuildContext
+
+    _require_arm64_host()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from model_zoo import build_zoo
+
+    z = build_zoo()["masking_bidirectional_seq"]()
+    ir = from_keras(z.model)
+    keras_out = np.asarray(z.model.predict(z.x, verbose=0), np.float64)
+    labels = np.argmax(keras_out, axis=1)
+    data = Dataset(z.x, labels, z.x, labels, "zoo")
+    recipe = load_recipe(None)
+    ctx = BuildContext(tmp_path, recipe, ir, z.model, data, seed=0, quiet=True)
+    baseline = Baseline(z.x, labels, keras_out, ir.task)
+    flt, q = (evaluate_stage(s, ctx, baseline, recipe, None)
+              for s in select_stages(["onnx_float_arm64", "onnx_int8_arm64"]))
+    assert flt.skipped is None, flt.skipped
+    assert flt.max_abs_diff is not None and flt.max_abs_diff <= 1e-5  # arm64 vs Keras
+    assert flt.extra["raw_n"] == len(z.x) and flt.extra["raw_accuracy"] == 1.0
+    assert flt.extra["max_abs_diff_vs_x86"] <= 1e-5
+    assert flt.extra["decision_equal_fraction"] == 1.0
+    assert flt.info["raw_inputs"] == "csv files"
+    assert q.skipped and "int8 ONNX" in q.skipped

@@ -19,19 +19,15 @@ from edge_gru.deploy import WHEELS_DIR, install_commands, make_bundle
 from edge_gru.errors import EdgeGruError
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_runtime import make_bundle as make_text_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def convert_out(small_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real convert output folder (float + int8 ONNX) from the small trained model."""
-    from edge_gru.pipeline import ConvertOptions, run_convert
-
-    folder = tmp_path_factory.mktemp("bundle")
-    small_model.keras.save(folder / "small.keras")
-    out = folder / "build"
-    run_convert(ConvertOptions(model=folder / "small.keras", out=out, max_eval=200,
-                               stages=("onnx_float", "onnx_int8"), quiet=True))
-    return out
+def convert_out(small_model, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A convert-style output folder (float + int8 ONNX, metadata, word index) of the small
+    trained model, shared with test_runtime / test_predict."""
+    return make_text_bundle(small_model, data_dir, tmp_path_factory).out
 
 
 def _requires(wheel: Path) -> list[str]:

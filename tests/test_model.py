@@ -53,7 +53,9 @@ def test_dropout_is_accepted_and_h5_and_keras_load(tmp_path: Path) -> None:
         assert (w.vocab, w.units, w.reset_after, w.maxlen) == (50, 4, False, 20)
 
 
-@pytest.mark.parametrize("content,match", [(b"garbage", "cannot load model"), (None, "not found")])
+@pytest.mark.parametrize(
+    "content,match", [(b"garbage", "not a Keras .keras archive"), (None, "not found")]
+)
 def test_unreadable_model_files(tmp_path: Path, content: bytes | None, match: str) -> None:
     path = tmp_path / "bad.keras"
     if content is not None:

@@ -12,6 +12,8 @@ import pytest
 
 from edge_gru import reference
 from edge_gru.drift.harness import Baseline, evaluate_stage
+from edge_gru.frontend import from_keras
+from edge_gru.ir import Task
 from edge_gru.onnx.export import build_model, export_float, gru_onnx_params
 from edge_gru.onnx.quantize import METHODS, quantize_int8
 from edge_gru.recipe import Recipe
@@ -20,9 +22,25 @@ from edge_gru.stages.base import BuildContext
 
 
 def _run(path: Path | bytes, ids: np.ndarray) -> np.ndarray:
+    """The model's ``(N, 1)`` probabilities."""
     source = path if isinstance(path, bytes) else str(path)
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
-    return session.run(None, {"ids": ids.astype(np.int32)})[0].reshape(-1).astype(np.float64)
+    out = session.run(None, {"ids": ids.astype(np.int32)})[0]
+    return out.reshape(len(ids), -1).astype(np.float64)
+
+
+def _context(tmp_path: Path, recipe: Recipe, trained) -> BuildContext:
+    """What the pipeline hands the stages: the model's IR and its data."""
+    return BuildContext(tmp_path, recipe, from_keras(trained.keras), trained.keras,
+                        trained.data, seed=42, quiet=True)
+
+
+def _baseline(trained, n: int) -> Baseline:
+    from edge_gru.model.training import keras_predict
+
+    ids = trained.data.x_test[:n]
+    return Baseline(ids, trained.data.y_test[:n], keras_predict(trained.keras, ids),
+                    Task("binary", 1))
 
 
 @pytest.mark.parametrize("fixture", ["small_model", "small_model_reset_before"])
@@ -37,6 +55,7 @@ def test_float_onnx_matches_keras(
     path = export_float(trained.weights, tmp_path / "model_float.onnx")
     probs = _run(path, ids)
     keras = keras_predict(trained.keras, ids)
+    assert probs.shape == keras.shape == (1000, 1)
     assert np.abs(probs - keras).max() <= 1e-5
     assert np.abs(probs - reference.predict(trained.weights, ids)).max() <= 1e-5
     gru = next(n for n in onnx.load(path).graph.node if n.op_type == "GRU")
@@ -134,15 +153,12 @@ def test_bad_quantization_requests_are_one_line_errors(small_model, tmp_path: Pa
 
 
 def test_stages_pass_their_gates(small_model, tmp_path: Path) -> None:
-    """onnx_float passes max_abs_diff <= 1e-5 and onnx_int8 the int8 gates, via the harness."""
-    from edge_gru.model.training import keras_predict
-
+    """onnx_float passes max_abs_diff <= 1e-5 and onnx_int8 the int8 gates, via the harness;
+    the seed model's file is the seed exporter's, byte for byte."""
     n = 2000
-    ids = small_model.data.x_test[:n]
-    baseline = Baseline(ids, small_model.data.y_test[:n], keras_predict(small_model.keras, ids))
+    baseline = _baseline(small_model, n)
     recipe = Recipe(model=small_model.config)
-    ctx = BuildContext(tmp_path, recipe, small_model.weights, small_model.keras,
-                       small_model.data, seed=42, quiet=True)
+    ctx = _context(tmp_path, recipe, small_model)
     results = {s.name: evaluate_stage(s, ctx, baseline, recipe, None)
                for s in select_stages(["onnx_float", "onnx_int8"])}
     flt, q = results["onnx_float"], results["onnx_int8"]
@@ -151,18 +167,16 @@ def test_stages_pass_their_gates(small_model, tmp_path: Path) -> None:
     assert q.n == n and q.agreement >= 0.99 and q.info["method"] == "embedding"
     assert (tmp_path / "model_float.onnx").is_file() and (tmp_path / "model_int8.onnx").is_file()
     assert q.size_bytes < 0.3 * flt.size_bytes
+    seed_bytes = export_float(small_model.weights, tmp_path / "seed.onnx").read_bytes()
+    assert (tmp_path / "model_float.onnx").read_bytes() == seed_bytes
 
 
 def test_a_tight_gate_fails_the_int8_stage(small_model, tmp_path: Path) -> None:
     """Gates bite: int8 cannot meet a float-sized bound on max abs diff."""
-    from edge_gru.model.training import keras_predict
-
-    ids = small_model.data.x_test[:500]
-    baseline = Baseline(ids, small_model.data.y_test[:500], keras_predict(small_model.keras, ids))
+    baseline = _baseline(small_model, 500)
     recipe = Recipe(model=small_model.config,
                     stage_options={"onnx_int8": {"gates": {"max_abs_diff": 1e-5}}})
-    ctx = BuildContext(tmp_path, recipe, small_model.weights, small_model.keras,
-                       small_model.data, seed=42, quiet=True)
+    ctx = _context(tmp_path, recipe, small_model)
     (stage,) = select_stages(["onnx_int8"])
     result = evaluate_stage(stage, ctx, baseline, recipe, None)
     assert not result.passed and any("max_abs_diff" in b for b in result.breaches)

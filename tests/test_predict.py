@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_gru.pipeline import ConvertResult
 from edge_gru.predict import main
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_runtime import make_bundle  # noqa: E402
+from test_runtime import TextBundle, make_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bundle(small_model, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ConvertResult:
+def bundle(small_model, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TextBundle:
     return make_bundle(small_model, data_dir, tmp_path_factory)
 
 
@@ -35,17 +34,35 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_text_args_json_shape(bundle: ConvertResult, capsys) -> None:
+def test_text_args_json_shape(bundle: TextBundle, capsys) -> None:
     model = str(bundle.out / "model_int8.onnx")
     doc = _json(capsys, ["--model", model, "--json", "a wonderful film", "awful, boring, bad"])
-    assert set(doc) == {"model", "runtime", "threshold", "results"}
+    assert set(doc) == {"model", "runtime", "task", "threshold", "class_names", "results"}
     assert doc["model"] == "model_int8.onnx" and doc["runtime"] == "onnxruntime"
-    assert [set(r) for r in doc["results"]] == [{"probability", "label"}] * 2
+    assert doc["task"] == "binary" and doc["class_names"] == []
+    keys = {"output", "probability", "label", "known_tokens"}
+    assert [set(r) for r in doc["results"]] == [keys] * 2
+    assert [r["known_tokens"] for r in doc["results"]] == [3, 3]
     for row in doc["results"]:
+        assert row["output"] == [row["probability"]]
         assert row["label"] == ("positive" if row["probability"] > 0.5 else "negative")
 
 
-def test_plain_output_one_line_per_review(bundle: ConvertResult, capsys) -> None:
+def test_no_known_word_is_not_a_verdict(bundle: TextBundle) -> None:
+    """Only unknown words: the output is the bias -- said on stderr and in the JSON."""
+    out = cli("--model", str(bundle.out / "model_int8.onnx"), "--json", "zzqxv blorfnik",
+              "a wonderful film")
+    assert out.returncode == 0
+    unknown, known = json.loads(out.stdout)["results"]
+    assert unknown["known_tokens"] == 0 and unknown["label"] is None and "bias" in unknown["note"]
+    assert known["known_tokens"] == 3 and known["label"] is not None and "note" not in known
+    err = out.stderr.decode()
+    assert len(err.strip().splitlines()) == 1 and "no known word" in err
+    plain = cli("--model", str(bundle.out / "model_int8.onnx"), "zzqxv")
+    assert plain.stdout.decode().split("\t")[1] == "-"
+
+
+def test_plain_output_one_line_per_review(bundle: TextBundle, capsys) -> None:
     assert main(["--model", str(bundle.out / "model_float.onnx"), "great", "terrible plot"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
@@ -54,7 +71,7 @@ def test_plain_output_one_line_per_review(bundle: ConvertResult, capsys) -> None
     assert text == "terrible plot"
 
 
-def test_file_ids_and_stdin_agree(bundle: ConvertResult, tmp_path: Path, capsys) -> None:
+def test_file_ids_and_stdin_agree(bundle: TextBundle, tmp_path: Path, capsys) -> None:
     """The same reviews by --file, stdin and --ids (encoded, the arm64 check's contract)."""
     from edge_gru.runtime import Predictor
 
@@ -73,18 +90,18 @@ def test_file_ids_and_stdin_agree(bundle: ConvertResult, tmp_path: Path, capsys)
 
 
 def test_ids_file_matches_harness(
-    bundle: ConvertResult, small_model, tmp_path: Path, capsys
+    bundle: TextBundle, small_model, tmp_path: Path, capsys
 ) -> None:
     ids_file = tmp_path / "ids.npy"
     np.save(ids_file, small_model.data.x_test[:300])
     doc = _json(capsys, ["--model", str(bundle.out / "model_int8.onnx"), "--ids", str(ids_file),
                          "--json"])
-    probs = np.array([r["probability"] for r in doc["results"]])
-    harness = next(s for s in bundle.stages if s.name == "onnx_int8").probabilities
+    probs = np.array([r["output"] for r in doc["results"]])
+    harness = next(s for s in bundle.stages if s.name == "onnx_int8").outputs
     np.testing.assert_allclose(probs, harness, atol=1e-6)
 
 
-def test_awkward_input_never_tracebacks(bundle: ConvertResult, tmp_path: Path) -> None:
+def test_awkward_input_never_tracebacks(bundle: TextBundle, tmp_path: Path) -> None:
     model = str(bundle.out / "model_int8.onnx")
     raw = tmp_path / "raw.txt"
     raw.write_bytes(b"great film \xff\xfe\x80 truly\n\nbad \xc3\x28 acting\n")
@@ -103,28 +120,29 @@ def test_awkward_input_never_tracebacks(bundle: ConvertResult, tmp_path: Path) -
     "args, message",
     [
         (["--model", "{out}/missing.onnx", "x"], "model file not found"),
-        (["--model", "{out}/report.md", "x"], "unsupported model"),
+        (["--model", "{out}/metadata.json", "x"], "unsupported model"),
         (["--model", "{out}/model_int8.onnx", "--bogus"], "unrecognized arguments"),
         (["--model", "{out}/model_int8.onnx", "--batch", "0", "x"], "positive integer"),
         (["--model", "{out}/model_int8.onnx", "--file", "{out}/nope.txt"], "cannot read --file"),
         (["--model", "{out}/model_int8.onnx", "--ids", "{out}/metadata.json"], "cannot read --ids"),
         (["--model", "{out}/model_int8.onnx", "--ids", "{out}/x.npy", "text"], "one way"),
+        (["--model", "{out}/model_int8.onnx", "--npy", "{out}/x.npy"], "not feature sequences"),
         (["x"], "--model"),
     ],
 )
-def test_bad_input_one_line_exit_2(bundle: ConvertResult, args: list[str], message: str) -> None:
+def test_bad_input_one_line_exit_2(bundle: TextBundle, args: list[str], message: str) -> None:
     out = cli(*[a.format(out=bundle.out) for a in args])
     err = out.stderr.decode()
     assert out.returncode == 2 and message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_empty_stdin_gives_no_results(bundle: ConvertResult) -> None:
+def test_empty_stdin_gives_no_results(bundle: TextBundle) -> None:
     out = cli("--model", str(bundle.out / "model_int8.onnx"), "--json", stdin=b"")
     assert out.returncode == 0 and json.loads(out.stdout)["results"] == []
 
 
-def test_wrong_ids_array_exit_2(bundle: ConvertResult, tmp_path: Path) -> None:
+def test_wrong_ids_array_exit_2(bundle: TextBundle, tmp_path: Path) -> None:
     arrays = {"short": np.ones((3, 50), np.int32), "neg": -np.ones((2, 100), np.int32),
               "float": np.ones((2, 100), np.float32)}
     for name, array in arrays.items():

@@ -3,7 +3,8 @@
 :func:`prepare` copies the bundle into a private folder of the cached root file system,
 runs the bundle's own offline install commands (:func:`edge_gru.deploy.install_commands`)
 and records the versions pip installed; :class:`Arm64Env` then runs
-``python -m edge_gru.predict --json`` in the chroot on encoded ids or raw text.
+``python -m edge_gru.predict --json`` in the chroot on encoded ids or raw text (text
+models), on a ``.npy`` batch or on CSV files (feature models).
 """
 
 from __future__ import annotations
@@ -44,15 +45,17 @@ print(json.dumps(found))
 
 
 def parse_predictions(stdout: str, expected: int, what: str) -> np.ndarray:
-    """Probabilities from ``edge_gru.predict --json`` output, checked for count."""
+    """The ``(N, K)`` outputs of ``edge_gru.predict --json`` (``output`` of each result),
+    checked for count; a ``null`` (non-finite) output reads as NaN."""
     try:
         doc = json.loads(stdout)
-        probs = np.asarray([r["probability"] for r in doc["results"]], np.float64)
+        rows = [[np.nan if v is None else float(v) for v in r["output"]] for r in doc["results"]]
+        outputs = np.asarray(rows, np.float64)
     except (ValueError, KeyError, TypeError) as exc:
         raise Arm64Unavailable(f"{what}: unreadable predict --json output ({exc})") from exc
-    if probs.shape != (expected,):
-        raise Arm64Unavailable(f"{what}: {probs.shape[0]} results, expected {expected}")
-    return probs
+    if len(outputs) != expected or (expected and outputs.ndim != 2):
+        raise Arm64Unavailable(f"{what}: {len(outputs)} results, expected {expected}")
+    return outputs.reshape(expected, -1)
 
 
 @dataclass
@@ -76,7 +79,7 @@ class Arm64Env:
         return parse_predictions(out, n, what)
 
     def predict_ids(self, model: str, ids: np.ndarray, *options: str) -> np.ndarray:
-        """Run predict on encoded reviews, (N, maxlen) int32, passed as a .npy file.
+        """Run predict on encoded reviews, (N, maxlen) int32, passed as a .npy file -> (N, K).
 
         ``options`` are extra predict flags, e.g. ``--kernels reference``.
         """
@@ -84,6 +87,28 @@ class Arm64Env:
         np.save(self.work.host / name, np.ascontiguousarray(ids, np.int32))
         return self._predict(model, ["--ids", self.work.path(name), *options], len(ids),
                              f"{model} predict --ids {' '.join(options)}".strip())
+
+    def predict_features(self, model: str, x: np.ndarray) -> np.ndarray:
+        """Run predict on padded feature sequences ``(N, T, F)`` float32, as a .npy file."""
+        name = f"features-{model}.npy"
+        np.save(self.work.host / name, np.ascontiguousarray(x, np.float32))
+        return self._predict(model, ["--npy", self.work.path(name)], len(x),
+                             f"{model} predict --npy")
+
+    def predict_csv(self, model: str, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Run predict on ``(T_i, F)`` sequences written as CSV files (a header, a row per
+        step, float32 values printed to round-trip exactly)."""
+        folder = self.work.host / f"csv-{model}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        names = []
+        for i, seq in enumerate(sequences):
+            names.append(f"{i:05d}.csv")
+            header = ",".join(f"f{j}" for j in range(np.shape(seq)[1]))
+            np.savetxt(folder / names[-1], np.asarray(seq, np.float32), delimiter=",",
+                       fmt="%.9g", header=header, comments="")
+        paths = [self.work.path(f"csv-{model}/{n}") for n in names]
+        return self._predict(model, ["--csv", *paths], len(paths), f"{model} predict --csv")
 
     def predict_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
         """Run predict on raw reviews, one per line in a UTF-8 file (newlines -> spaces)."""

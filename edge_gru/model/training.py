@@ -7,6 +7,7 @@ the same recipe and seed give the same weights on the same machine.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,10 @@ def load_model(path: str | Path) -> Any:
         raise EdgeGruError(f"model file not found: {path}")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise EdgeGruError(f"unsupported model file {path.name}: expected .keras or .h5")
+    if path.is_dir():
+        raise EdgeGruError(f"model file {path} is a folder; expected a .keras or .h5 file")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise EdgeGruError(f"{path.name} is not a Keras .keras archive (not a zip file)")
     keras = _keras()
     try:
         model = keras.models.load_model(path, compile=False)

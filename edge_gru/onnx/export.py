@@ -1,11 +1,16 @@
-"""Float ONNX export: one native ONNX ``GRU`` node built from :class:`GruWeights`.
+"""Float ONNX export: native ONNX ``GRU`` nodes, for the seed shape and the whole family.
+
+:func:`export_model` is the entry point: a seed-shaped model (``Embedding -> GRU ->
+Dense(1, sigmoid)``, :func:`~edge_gru.weights.seed_shape_problem` is None) is written by
+:func:`build_model` below, byte for byte as before the IR existed; any other model by
+:mod:`edge_gru.onnx.family` (stacked, bidirectional, masked, feature inputs, any head).
 
 Why not tf2onnx's output: ``tf2onnx.convert.from_keras`` fails on Keras 3 models, and
 ``from_function`` on the Keras call gives a generic ``Loop`` graph (~20x slower at batch 1;
 :func:`export_tf2onnx_loop` builds it, the benchmark's baseline). onnxruntime runs the
 native ``GRU`` operator with an optimised kernel, so we write that node ourselves.
 
-Graph (batch dimension ``N`` dynamic, ``T = maxlen`` fixed)::
+The seed graph (batch dimension ``N`` dynamic, ``T = maxlen`` fixed)::
 
     ids (N, T) int32 -> Transpose -> (T, N) -> Gather(embedding) -> (T, N, E)
       -> GRU(linear_before_reset = reset_after) -> Y_h (1, N, u) -> Reshape (N, u)
@@ -26,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ..weights import GruWeights
+from ..ir import ModelIR
+from ..weights import GruWeights, seed_shape_problem, seed_view
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime >= 1.13 (Pi wheels included) loads
@@ -97,6 +103,22 @@ def export_float(w: GruWeights, path: str | Path) -> Path:
     """Write ``model_float.onnx`` and return its path."""
     path = Path(path)
     path.write_bytes(model_bytes(build_model(w)))
+    return path
+
+
+def build_ir_model(model: ModelIR) -> object:
+    """The float ``onnx.ModelProto`` of any IR model (the seed graph for the seed shape)."""
+    if seed_shape_problem(model) is None:
+        return build_model(seed_view(model))
+    from .family import build_family_model
+
+    return build_family_model(model, OPSET, IR_VERSION, PRODUCER)
+
+
+def export_model(model: ModelIR, path: str | Path) -> Path:
+    """Write ``model_float.onnx`` for any IR model and return its path."""
+    path = Path(path)
+    path.write_bytes(model_bytes(build_ir_model(model)))
     return path
 
 

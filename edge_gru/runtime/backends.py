@@ -4,9 +4,12 @@ Imports only NumPy at module level; onnxruntime and the LiteRT interpreter are i
 when a model of their kind is opened, so a Pi with only ``.[pi]`` installed never needs
 the other one, and TensorFlow / Keras are never imported.
 
-Every backend answers ``run(ids (N, maxlen) int32) -> probabilities (N,) float64``.
-Quantized ``.tflite`` I/O is converted with the tensor's own ``(scale, zero_point)``
-read from the interpreter, never assumed.
+Every backend answers ``run(x) -> outputs (N, K) float64`` -- what Keras' ``predict``
+returns -- for ``x`` ``(N, T)`` int token ids (``input_kind == "tokens"``) or ``(N, T, F)``
+float32 features (``input_kind == "features"``); the kind, ``T`` (``maxlen``) and ``F`` are
+read from the model file. Quantized ``.tflite`` I/O is converted with the tensor's own
+``(scale, zero_point)`` read from the interpreter, never assumed; token ids are cast,
+never scaled.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ TFLITE_SUFFIX = ".tflite"
 
 class Backend(Protocol):
     runtime: str
-    maxlen: int | None
+    maxlen: int | None  # T, when the model fixes it
+    input_kind: str  # "tokens" or "features"
+    features: int | None  # F for feature models
 
-    def run(self, ids: np.ndarray) -> np.ndarray: ...
+    def run(self, x: np.ndarray) -> np.ndarray: ...
 
 
 def _first_line(exc: BaseException) -> str:
@@ -35,7 +40,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 class OnnxBackend:
-    """onnxruntime session on the CPU; the batch dimension may be dynamic or fixed."""
+    """onnxruntime session on the CPU; the batch dimension may be dynamic or fixed.
+
+    One input: ``(batch, T)`` integer ids or ``(batch, T, F)`` float32 features.
+    """
 
     runtime = "onnxruntime"
 
@@ -55,22 +63,31 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise EdgeGruError(f"cannot load ONNX model {path.name}: {_first_line(exc)}") from exc
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 2:
-            raise EdgeGruError(f"{path.name}: expected one (batch, maxlen) input")
+        if len(inputs) != 1 or len(inputs[0].shape) not in (2, 3):
+            raise EdgeGruError(
+                f"{path.name}: expected one (batch, T) ids or (batch, T, F) features input"
+            )
         self.input_name = inputs[0].name
-        self.input_dtype = np.int64 if "int64" in inputs[0].type else np.int32
-        batch, steps = inputs[0].shape
+        shape = inputs[0].shape
+        self.input_kind = "tokens" if len(shape) == 2 else "features"
+        if self.input_kind == "tokens":
+            self.input_dtype: type = np.int64 if "int64" in inputs[0].type else np.int32
+            self.features = None
+        else:
+            self.input_dtype = np.float32
+            self.features = shape[2] if isinstance(shape[2], int) else None
+        batch, steps = shape[0], shape[1]
         self.fixed_batch = batch if isinstance(batch, int) else None
         self.maxlen = steps if isinstance(steps, int) else None
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
-        ids = ids.astype(self.input_dtype, copy=False)
-        if self.fixed_batch is None:
-            rows = [ids]
-        else:
-            rows = [ids[i : i + self.fixed_batch] for i in range(0, len(ids), self.fixed_batch)]
-        out = [self.session.run(None, {self.input_name: r})[0].reshape(-1) for r in rows]
-        return np.concatenate(out).astype(np.float64) if out else np.empty(0)
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(self.input_dtype, copy=False)
+        step = self.fixed_batch or max(len(x), 1)
+        out = []
+        for i in range(0, len(x), step):
+            rows = x[i : i + step]
+            out.append(self.session.run(None, {self.input_name: rows})[0].reshape(len(rows), -1))
+        return np.concatenate(out).astype(np.float64) if out else np.empty((0, 1))
 
 
 LITERT_KERNELS = ("default", "reference")
@@ -135,10 +152,11 @@ def _ids_for(ids: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 class TfliteBackend:
-    """LiteRT for a whole-review classifier: one ``(batch, maxlen)`` input, one output.
+    """LiteRT for a whole-sequence model: one ``(batch, T)`` or ``(batch, T, F)`` input.
 
     A dynamic batch dimension (``shape_signature`` -1) is resized per call; a fixed batch
-    (the unrolled int8 model is batch 1) is run row by row.
+    (the unrolled int8 model is batch 1) is run row by row. Feature inputs are quantized
+    with the input tensor's scale when it is int8; token ids are cast.
     """
 
     runtime = "litert"
@@ -150,24 +168,32 @@ class TfliteBackend:
         signature = list(self.input.get("shape_signature", self.input["shape"]))
         self.dynamic = signature[0] == -1
         self.batch = 0 if self.dynamic else int(self.input["shape"][0])
-        self.maxlen = int(self.input["shape"][-1])
+        shape = [int(d) for d in self.input["shape"]]
+        self.input_kind = "tokens" if len(shape) == 2 else "features"
+        self.maxlen = shape[1]
+        self.features = shape[2] if len(shape) == 3 else None
         if not self.dynamic:
             interpreter.allocate_tensors()
 
     def _invoke(self, rows: np.ndarray) -> np.ndarray:
         if self.dynamic and self.batch != len(rows):
-            self.interp.resize_tensor_input(self.input["index"], [len(rows), self.maxlen])
+            self.interp.resize_tensor_input(self.input["index"], [len(rows), *rows.shape[1:]])
             self.interp.allocate_tensors()
             self.batch = len(rows)
-        self.interp.set_tensor(self.input["index"], _ids_for(rows, self.input))
+        if self.input_kind == "tokens":
+            value = _ids_for(rows, self.input)
+        else:
+            value = quantize(rows, self.input)
+        self.interp.set_tensor(self.input["index"], value)
         self.interp.invoke()
-        return dequantize(self.interp.get_tensor(self.output["index"]), self.output).reshape(-1)
+        out = dequantize(self.interp.get_tensor(self.output["index"]), self.output)
+        return out.reshape(len(rows), -1)
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
-        step = len(ids) if self.dynamic else self.batch
-        if len(ids) == 0:
-            return np.empty(0)
-        return np.concatenate([self._invoke(ids[i : i + step]) for i in range(0, len(ids), step)])
+    def run(self, x: np.ndarray) -> np.ndarray:
+        step = len(x) if self.dynamic else self.batch
+        if len(x) == 0:
+            return np.empty((0, 1))
+        return np.concatenate([self._invoke(x[i : i + step]) for i in range(0, len(x), step)])
 
 
 class TfliteStepBackend:
@@ -180,6 +206,8 @@ class TfliteStepBackend:
     """
 
     runtime = "litert-step"
+    input_kind = "tokens"
+    features = None
 
     def __init__(self, interpreter: Any, maxlen: int | None) -> None:
         interpreter.allocate_tensors()
@@ -206,7 +234,8 @@ class TfliteStepBackend:
         return float(prob.reshape(-1)[0])
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        return np.asarray([self._one(row) for row in ids], np.float64)
+        """``(N, 1)`` probabilities, one streamed review at a time."""
+        return np.asarray([self._one(row) for row in ids], np.float64).reshape(len(ids), 1)
 
 
 def open_backend(
