@@ -117,7 +117,10 @@ def _bad_data(tmp: Path) -> dict[str, tuple[dict[str, np.ndarray], str]]:
             "feature",
         ),
         "nan": ({"x_train": x, "y_train": y, "x_test": nan, "y_test": y}, "NaN"),
-        "label out of range": ({"x_train": x, "y_train": y, "x_test": x, "y_test": y + 5}, "out of range"),
+        "label out of range": (
+            {"x_train": x, "y_train": y, "x_test": x, "y_test": y + 5},
+            "out of range",
+        ),
         "empty test set": ({"x_train": x, "y_train": y, "x_test": x[:0], "y_test": y[:0]}, "empty"),
     }
 

@@ -21,9 +21,21 @@ REPO = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", str(dist), str(REPO)],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     (path,) = dist.glob("edge_gru-*.whl")
     return path
@@ -33,9 +45,20 @@ def _venv(folder: Path, system_site_packages: bool, wheel: Path) -> Path:
     venv.EnvBuilder(with_pip=True, system_site_packages=system_site_packages).create(folder)
     python = folder / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-         "--force-reinstall", str(wheel)],
-        check=True, capture_output=True, timeout=600,
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--force-reinstall",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     return python
 
@@ -60,7 +83,11 @@ def test_without_the_convert_extra_one_line_says_what_to_install(
     python = _venv(tmp_path / "venv", system_site_packages=False, wheel=wheel)
     proc = subprocess.run(
         [str(python), "-m", "edge_gru.convert", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_clean_env(),
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -76,13 +103,31 @@ def test_readme_main_job_from_a_wheel(wheel: Path, tmp_path: Path, data_dir: Pat
     env = _clean_env(EDGE_GRU_DATA=str(data_dir), EDGE_GRU_FIRMWARE=str(REPO / "firmware"))
     where = subprocess.run(
         [str(python), "-c", "import edge_gru; print(edge_gru.__file__)"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=True,
     ).stdout.strip()
     assert where.startswith(str(tmp_path / "venv")), where  # the wheel, not this checkout
     proc = subprocess.run(
-        [str(python), "-m", "edge_gru.convert", "--epochs", "1", "--max-eval", "300",
-         "--out", "build", "--quiet"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1800,
+        [
+            str(python),
+            "-m",
+            "edge_gru.convert",
+            "--epochs",
+            "1",
+            "--max-eval",
+            "300",
+            "--out",
+            "build",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=1800,
     )
     report = json.loads((tmp_path / "build" / "report.json").read_text())
     assert proc.returncode in (0, 1), proc.stderr[-2000:]  # 1 epoch may breach a gate
