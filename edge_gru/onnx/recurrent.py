@@ -28,7 +28,8 @@ kernel. The alternatives were worse: an unrolled cell (graph size grows with T, 
 native kernel), or a ``Scan``/``Loop`` body (tf2onnx's ``Loop`` graph of the seed model is
 ~20x slower at batch 1, see :mod:`.export`). Outputs are moved back: with ``c_t`` the number
 of counted steps up to and including ``t``, the forward output at ``t`` is compact state
-``c_t - 1`` (zero before the first counted step), the reverse output compact state ``c_t - m_t`` (zero after
+``c_t - 1`` (zero before the first counted step),
+the reverse output compact state ``c_t - m_t`` (zero after
 the last one) -- a masked step repeats the neighbouring state, as Keras does -- and inside
 a ``Bidirectional`` that returns sequences masked steps output zeros.
 """
