@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from edge_gru.convert import main
-from edge_gru.outdir import staged_output
 
 
 @pytest.fixture(scope="module")
@@ -163,20 +162,6 @@ def test_gate_breach_exits_1_and_still_reports(
     assert "drift gate breached: reference: max_abs_diff" in capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
     assert doc["passed"] is False and doc["stages"][0]["passed"] is False
-
-
-def test_failed_run_leaves_previous_output_untouched(tmp_path: Path) -> None:
-    out = tmp_path / "build"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous run")
-    with pytest.raises(RuntimeError), staged_output(out) as tmp:
-        (tmp / "half.txt").write_text("half-written")
-        raise RuntimeError("stage crashed")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    with staged_output(out) as tmp:
-        (tmp / "new.txt").write_text("complete")
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
 
 
 def test_missing_tool_of_a_named_stage_fails_before_training(tmp_path, monkeypatch, capsys):
