@@ -41,7 +41,7 @@ def _per_review(fn: Callable[[np.ndarray], object], ids: np.ndarray) -> float:
 
 
 def _arena(path: Path) -> str:
-    match = re.search(r"kTensorArenaSize = (\d+);", path.read_text()) if path.is_file() else None
+    match = re.search(r"k\w*TensorArenaSize = (\d+);", path.read_text()) if path.is_file() else None
     return f"{int(match.group(1)):,}" if match else "n/a"
 
 

@@ -52,7 +52,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--max-eval", type=positive_int, help="evaluate on the first N test reviews")
     p.add_argument("--stages", help="comma-separated stages to run (default: the recipe's)")
     p.add_argument("--list-stages", action="store_true", help="list the stages and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only errors (the report is still written)"
+    )
     return p
 
 
@@ -118,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted; the output folder was left as it was",
             getattr(exc, "exit_code", 130),
         )
-    print(stage_table(result.stages, result.task))
     doc = result.report
+    if args.quiet:  # only errors: a breach below, or nothing
+        for breach in doc["breaches"]:
+            print(f"drift gate breached: {breach}", file=sys.stderr)
+        return EXIT_OK if result.passed else EXIT_GATE
+    print(stage_table(result.stages, result.task))
     if doc["float_accuracy"] is not None:
         headline = f"float accuracy {doc['float_accuracy']:.4f}"
     else:

@@ -159,9 +159,10 @@ def make_bundle(
     src: Path, out: Path, offline_wheels: bool = False, say: Callable[[str], None] = print
 ) -> Bundle:
     """Write the deploy bundle for the convert output ``src`` into ``out`` (replaced whole)."""
-    from .outdir import staged_output
+    from .outdir import check_output, staged_output
 
     files, meta = _check_source(Path(src))
+    check_output(Path(out), (Path(src),))
     with staged_output(Path(out)) as tmp:
         for file in files:
             shutil.copyfile(file, tmp / file.name)

@@ -21,8 +21,10 @@ handlers (which see the signal whichever thread the OS delivers it to): a signal
 then is acted on right after the output is complete.
 
 Both ways replace the whole previous content of ``--out``; so that this never wipes
-something precious, the file-system root, the home folder, the working folder or one of
-its ancestors, and any folder holding ``.git`` are refused.
+something precious, ``--out`` must be new, empty, or an earlier edge_gru output (marked by
+the file :data:`MARKER` every output gets), must not hold the run's own inputs, and the
+file-system root, the home folder, the working folder or one of its ancestors, and any
+folder holding ``.git`` are refused.
 
 :func:`check_output` runs the same checks without creating anything; a command calls it
 before its long work (training, loading) so a bad ``--out`` fails in a second.
@@ -47,6 +49,8 @@ from typing import Any, Literal
 from .errors import EdgeGruError
 
 SWAP_PREFIX = ".edge_gru"
+MARKER = ".edge_gru_output"  # in every folder staged_output writes: safe to replace next time
+MARKER_TEXT = "Written by edge_gru; the next run with --out here replaces this whole folder.\n"
 # Signals a person or a supervisor uses to stop a run; each must leave no staging folder.
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -129,6 +133,16 @@ def _refuse_precious(out: Path, shown: str) -> None:
         raise EdgeGruError(f"--out {shown} is the home folder; choose a dedicated output folder")
     if (out / ".git").exists():
         raise EdgeGruError(f"--out {shown} holds a .git repository; it would be replaced whole")
+    foreign = sorted(
+        p.name for p in out.iterdir()
+        if p.name != MARKER and not p.name.startswith(f"{SWAP_PREFIX}.")
+    )
+    if foreign and not (out / MARKER).is_file():
+        shown_names = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise EdgeGruError(
+            f"--out {shown} holds files edge_gru did not write ({shown_names}); a run "
+            "replaces the whole folder: choose a new or empty folder"
+        )
 
 
 def _plan_missing(out: Path, shown: str) -> OutputPlan:
@@ -178,12 +192,23 @@ def plan_output(out: Path) -> OutputPlan:
     return OutputPlan(out=resolved, mode="swap", stage_in=resolved, missing_parents=())
 
 
-def check_output(out: Path) -> None:
+def check_output(out: Path, inputs: tuple[Path | None, ...] = ()) -> None:
     """Raise :class:`EdgeGruError` now if ``out`` cannot be written; creates nothing.
 
-    Call it before training or loading so a bad ``--out`` costs a second, not a run.
+    ``inputs`` are the run's own files (model, data, recipe): none may lie inside ``out``,
+    which the run replaces. Call it before training or loading so a bad ``--out`` costs a
+    second, not a run.
     """
-    plan_output(Path(out))
+    plan = plan_output(Path(out))
+    for item in inputs:
+        if item is None:
+            continue
+        resolved = Path(os.path.abspath(item)).resolve(strict=False)
+        if resolved == plan.out or plan.out in resolved.parents:
+            raise EdgeGruError(
+                f"--out {out} holds the input {item}; a run replaces the whole folder: "
+                "choose another output folder"
+            )
 
 
 def _remove(path: Path) -> None:
@@ -355,6 +380,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     with _terminate_as_exception():
         try:
             yield staged
+            (staged / MARKER).write_text(MARKER_TEXT)
             with _DeferredSignals(reraise=True):
                 if plan.mode == "rename":
                     _commit_rename(staged, plan.out)

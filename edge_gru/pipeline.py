@@ -184,6 +184,14 @@ def _train(
     return trained, from_keras(trained, task=cfg.task, class_names=data.class_names), data
 
 
+def _recipe_path(recipe: str | Path | None) -> Path | None:
+    """The recipe file a user named by path (a shipped recipe's name lives in the package)."""
+    if recipe is None:
+        return None
+    path = Path(recipe)
+    return path if path.suffix or path.exists() else None
+
+
 def _preflight(stages: list[Stage], named: bool, say: Callable[[str], None]) -> None:
     """Tools a selected stage needs, checked before any training.
 
@@ -241,7 +249,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         raise EdgeGruError("--max-eval must be a positive integer")
     stages = select_stages(opts.stages if opts.stages is not None else recipe.stages)
     _preflight(stages, named=opts.stages is not None, say=say)
-    check_output(opts.out)
+    check_output(opts.out, (opts.model, opts.data, _recipe_path(opts.recipe)))
     path = _data_path(opts, recipe)
     if opts.model is not None:
         model, ir, data = _load_user_model(opts, recipe, path, say)

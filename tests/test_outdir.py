@@ -18,15 +18,30 @@ import pytest
 from conftest import missing
 
 from edge_gru.errors import EdgeGruError
-from edge_gru.outdir import Terminated, check_output, is_mount_point, plan_output, staged_output
+from edge_gru.outdir import (
+    MARKER,
+    MARKER_TEXT,
+    Terminated,
+    check_output,
+    is_mount_point,
+    plan_output,
+    staged_output,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 Mount = Callable[..., Path]
 
 
 def tree(root: Path) -> list[str]:
-    """Every path under ``root`` (hidden ones included), relative, sorted."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    """Every path under ``root`` (hidden ones included, the output marker left out), sorted."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name != MARKER)
+
+
+def previous_output(out: Path) -> Path:
+    """An earlier edge_gru output folder: it carries the marker every output gets."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(MARKER_TEXT)
+    return out
 
 
 @pytest.fixture
@@ -42,8 +57,11 @@ def mount(tmp_path: Path) -> Iterator[Mount]:
     def do_mount(folder: Path, *options: str, bind: Path | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         opts = ",".join(("size=4m", *options))
-        argv = (["mount", "--bind", str(bind), str(folder)] if bind is not None
-                else ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)])
+        argv = (
+            ["mount", "--bind", str(bind), str(folder)]
+            if bind is not None
+            else ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)]
+        )
         run = subprocess.run(argv, capture_output=True, text=True)
         if run.returncode != 0:
             missing(f"cannot mount a tmpfs here: {run.stderr.strip()}")
@@ -77,7 +95,7 @@ def test_new_output_appears_whole_and_leaves_nothing_else(tmp_path: Path) -> Non
 
 def test_failure_keeps_previous_output_and_removes_created_parents(tmp_path: Path) -> None:
     out = tmp_path / "build"
-    out.mkdir()
+    previous_output(out)
     (out / "keep.txt").write_text("previous run")
     with pytest.raises(RuntimeError), staged_output(out) as tmp:
         (tmp / "half.txt").write_text("half-written")
@@ -94,7 +112,7 @@ def test_failure_keeps_previous_output_and_removes_created_parents(tmp_path: Pat
 
 def test_symlinked_output_replaces_the_target_and_keeps_the_link(tmp_path: Path) -> None:
     real = tmp_path / "real"
-    real.mkdir()
+    previous_output(real)
     (real / "old.txt").write_text("old")
     link = tmp_path / "link"
     link.symlink_to(real)
@@ -124,6 +142,36 @@ def test_bad_output_is_one_line_and_creates_nothing(
     assert tree(tmp_path) == before
 
 
+def test_a_folder_edge_gru_did_not_write_is_refused(tmp_path: Path) -> None:
+    """A run replaces --out whole: a user's own folder (or their inputs in it) is never wiped."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    (mine / "model.keras").write_text("my model")
+    with pytest.raises(
+        EdgeGruError, match=r"holds files edge_gru did not write \(model.keras, notes.txt\)"
+    ):
+        check_output(mine)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_output(empty)  # an empty folder is fine
+    with staged_output(empty) as tmp:
+        (tmp / "report.json").write_text("{}")
+    assert (empty / MARKER).read_text() == MARKER_TEXT  # ... and is an output from now on
+    check_output(empty)
+    (empty / "data.npz").write_text("x")
+    with pytest.raises(EdgeGruError, match="holds the input"):
+        check_output(empty, (None, empty / "data.npz"))
+    assert tree(tmp_path) == [
+        "empty",
+        "empty/data.npz",
+        "empty/report.json",
+        "mine",
+        "mine/model.keras",
+        "mine/notes.txt",
+    ]
+
+
 def test_working_folder_and_its_ancestors_are_refused(tmp_path: Path, monkeypatch) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -138,7 +186,7 @@ def test_working_folder_and_its_ancestors_are_refused(tmp_path: Path, monkeypatc
 
 
 def test_mount_point_output_is_swapped_in_place(tmp_path: Path, mount: Mount) -> None:
-    out = mount(tmp_path / "volume")
+    out = previous_output(mount(tmp_path / "volume"))
     (out / "old.txt").write_text("previous run")
     (out / "old_dir").mkdir()
     assert is_mount_point(out) and plan_output(out).mode == "swap"
@@ -174,7 +222,7 @@ def test_undetected_mount_point_falls_back_to_swap(
     """If detection misses a mount (rename mode chosen), EBUSY at commit still succeeds."""
     import edge_gru.outdir as outdir
 
-    out = mount(tmp_path / "volume")
+    out = previous_output(mount(tmp_path / "volume"))
     (out / "old.txt").write_text("previous run")
     monkeypatch.setattr(outdir, "is_mount_point", lambda _p: False)
     assert plan_output(out).mode == "rename"
@@ -186,7 +234,7 @@ def test_undetected_mount_point_falls_back_to_swap(
 
 def test_writable_output_under_read_only_parent(tmp_path: Path, mount: Mount) -> None:
     parent = mount(tmp_path / "ro")
-    out = mount(parent / "out")
+    out = previous_output(mount(parent / "out"))
     (out / "old.txt").write_text("old")
     remount_ro(parent)
     with pytest.raises(OSError):
@@ -232,8 +280,12 @@ except KeyboardInterrupt:
 
 def _stop_child(out: Path, signum: int) -> tuple[int, str, Path]:
     code = CHILD.format(repo=str(REPO))
-    child = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     staged = Path(child.stdout.readline().strip())
     assert staged.is_dir(), child.stderr.read()
     child.send_signal(signum)
@@ -243,14 +295,17 @@ def _stop_child(out: Path, signum: int) -> tuple[int, str, Path]:
 
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
-    [(signal.SIGTERM, 143, "terminated 143"), (signal.SIGINT, 130, "interrupted"),
-     (signal.SIGHUP, 129, "terminated 129")],
+    [
+        (signal.SIGTERM, 143, "terminated 143"),
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGHUP, 129, "terminated 129"),
+    ],
 )
 def test_signal_leaves_previous_output_and_no_debris(
     tmp_path: Path, signum: int, code: int, said: str
 ) -> None:
     out = tmp_path / "build"
-    out.mkdir()
+    previous_output(out)
     (out / "keep.txt").write_text("previous")
     rc, err, staged = _stop_child(out, signum)
     assert (rc, err) == (code, said)
@@ -259,7 +314,7 @@ def test_signal_leaves_previous_output_and_no_debris(
 
 
 def test_sigterm_on_mount_point_leaves_no_debris(tmp_path: Path, mount: Mount) -> None:
-    out = mount(tmp_path / "volume")
+    out = previous_output(mount(tmp_path / "volume"))
     (out / "keep.txt").write_text("previous")
     rc, err, staged = _stop_child(out, signal.SIGTERM)
     assert (rc, err) == (143, "terminated 143") and staged.parent == out

@@ -2,12 +2,16 @@
 
 For a model directory ``DIR`` this writes
 
-* ``model_data.h`` / ``model_data.cc``: ``alignas(16) const unsigned char g_model[]`` and
-  ``g_model_len`` (the layout of TFLM's examples), plus ``kTensorArenaSize`` and the I/O
-  tensors' types and quantization in comments;
-* ``op_resolver.h``: ``EdgeGruOpResolver`` (``tflite::MicroMutableOpResolver<N>``, N = the
-  number of builtin ops the flatbuffer uses) and ``RegisterEdgeGruOps()`` adding exactly
+* ``model_data.h`` / ``model_data.cc``: ``alignas(16) const unsigned char g_<prefix>[]`` and
+  ``g_<prefix>_len`` (the layout of TFLM's examples), plus ``k<Camel>TensorArenaSize`` and,
+  in a comment, the I/O tensors' types, shapes and quantization, the task and the step
+  model's state layout (:mod:`edge_gru.codegen.tflm_header`);
+* ``op_resolver.h``: ``<Camel>OpResolver`` (``tflite::MicroMutableOpResolver<N>``, N = the
+  number of builtin ops the flatbuffer uses) and ``Register<Camel>Ops()`` adding exactly
   those ops, read from the model with the ``tflite`` schema package.
+
+Every symbol and include guard carries the per-model prefix (e.g. ``model_int8`` ->
+``g_model_int8``, ``ModelInt8OpResolver``), so one firmware can link several models.
 
 The arena is measured, not estimated: :func:`measure_arena` bisects ``arena_size`` in the
 ``tflite-micro`` interpreter (the real TFLM allocator) for the smallest arena in which
@@ -33,12 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ir import Task
 from .common import generated_header
+from .tflm_header import StateTensor, SymbolNames, header_comment, symbol_names
 
 ARENA_MARGIN = 1024  # bytes added to the measured minimum, then rounded up to 16
 REGENERATE = "python -m edge_gru.convert --stages tflite_int8_tflm,tflite_step_int8_tflm --out DIR"
 _METHOD_EXCEPTIONS = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D"}
-_TYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
 
 
 def builtin_ops(model: bytes) -> list[str]:
@@ -139,43 +144,28 @@ def measure_arena(model: bytes, upper: int | None = None) -> Arena:
     return Arena(minimum=hi, size=size, recorded=recorded_arena_bytes(model, size))
 
 
-def _io_comments(model: bytes) -> list[str]:
-    import tflite
-
-    g = tflite.Model.GetRootAsModel(model, 0).Subgraphs(0)
-    lines = []
-    for kind, count, index in (("input", g.InputsLength(), g.Inputs),
-                               ("output", g.OutputsLength(), g.Outputs)):
-        for k in range(count):
-            t = g.Tensors(index(k))
-            shape = "x".join(str(d) for d in t.ShapeAsNumpy())
-            dtype = _TYPES.get(t.Type(), t.Type())
-            text = f"{kind} {k}: {(t.Name() or b'').decode()} {dtype} [{shape}]"
-            q = t.Quantization()
-            if q is not None and q.ScaleLength() == 1:
-                text += f", real = {q.Scale(0):.9g} * (q - ({q.ZeroPoint(0)}))"
-            lines.append(text)
-    return lines
-
-
-def model_data_h(model: bytes, arena: Arena, what: str) -> str:
-    io = "\n".join(f" *   {line}" for line in _io_comments(model))
+def model_data_h(model: bytes, arena: Arena, what: str, names: SymbolNames,
+                 task: Task | None = None, states: tuple[StateTensor, ...] = ()) -> str:
+    """``model_data.h``: declarations, the arena constant and the I/O / task / state comment."""
+    guard = names.data_guard
     return (
         generated_header(f"{what}: the .tflite flatbuffer as a C array for TFLite Micro.",
                          what, REGENERATE)
-        + "\n#ifndef EDGE_GRU_MODEL_DATA_H_\n#define EDGE_GRU_MODEL_DATA_H_\n\n"
-        + f"/*\n * Tensors (int8 values are affine-quantized):\n{io}\n */\n\n"
-        + "extern const unsigned char g_model[];\nextern const unsigned int g_model_len;\n\n"
+        + f"\n#ifndef {guard}\n#define {guard}\n\n"
+        + header_comment(model, task, states) + "\n"
+        + f"extern const unsigned char {names.array}[];\n"
+        + f"extern const unsigned int {names.length};\n\n"
         + "/* Bytes for the tflite::MicroInterpreter tensor arena: measured minimum "
         + f"{arena.minimum}\n * (bisected in tflite-micro) + {ARENA_MARGIN} margin, "
         + "rounded up to 16. TFLM's arena_used_bytes()\n * reports "
         + f"{arena.recorded}: it misses temporary allocations, do not size by it. */\n"
-        + f"constexpr unsigned int kTensorArenaSize = {arena.size};\n\n"
-        + "#endif  // EDGE_GRU_MODEL_DATA_H_\n"
+        + f"constexpr unsigned int {names.arena} = {arena.size};\n\n"
+        + f"#endif  // {guard}\n"
     )
 
 
-def model_data_cc(model: bytes, what: str) -> str:
+def model_data_cc(model: bytes, what: str, names: SymbolNames) -> str:
+    """``model_data.cc``: the flatbuffer bytes, 12 per line, 16-byte aligned."""
     data = np.frombuffer(model, np.uint8)
     hexes = [f"0x{b:02x}" for b in data.tolist()]
     rows = [", ".join(hexes[i : i + 12]) for i in range(0, len(hexes), 12)]
@@ -184,36 +174,47 @@ def model_data_cc(model: bytes, what: str) -> str:
         generated_header(f"{what}: {len(model)} bytes of .tflite flatbuffer.", what, REGENERATE)
         + '\n#include "model_data.h"\n\n'
         + "/* 16-byte aligned: TFLM reads the flatbuffer and its weight buffers in place. */\n"
-        + f"alignas(16) const unsigned char g_model[] = {{\n{body}\n}};\n"
-        + f"const unsigned int g_model_len = {len(model)};\n"
+        + f"alignas(16) const unsigned char {names.array}[] = {{\n{body}\n}};\n"
+        + f"const unsigned int {names.length} = {len(model)};\n"
     )
 
 
-def op_resolver_h(model: bytes, what: str) -> str:
+def op_resolver_h(model: bytes, what: str, names: SymbolNames) -> str:
+    """``op_resolver.h``: a resolver type sized to, and a function adding, the model's ops."""
     ops = builtin_ops(model)
     adds = "\n".join(f"  if (r.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;"
                      for op in ops)
+    guard = names.resolver_guard
     return (
         generated_header(f"{what}: registers exactly the {len(ops)} builtin ops the model uses.",
                          what, REGENERATE)
-        + "\n#ifndef EDGE_GRU_OP_RESOLVER_H_\n#define EDGE_GRU_OP_RESOLVER_H_\n\n"
+        + f"\n#ifndef {guard}\n#define {guard}\n\n"
         + '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
-        + f"using EdgeGruOpResolver = tflite::MicroMutableOpResolver<{len(ops)}>;\n\n"
+        + f"using {names.resolver} = tflite::MicroMutableOpResolver<{len(ops)}>;\n\n"
         + "/* Ops: " + ", ".join(ops) + ". */\n"
-        + "inline TfLiteStatus RegisterEdgeGruOps(EdgeGruOpResolver& r) {\n"
-        + f"{adds}\n  return kTfLiteOk;\n}}\n\n#endif  // EDGE_GRU_OP_RESOLVER_H_\n"
+        + f"inline TfLiteStatus {names.register}({names.resolver}& r) {{\n"
+        + f"{adds}\n  return kTfLiteOk;\n}}\n\n#endif  // {guard}\n"
     )
 
 
-def write_tflm_sources(model: bytes, out_dir: Path, what: str, arena: Arena | None = None) -> Arena:
-    """Write the three files for ``model`` into ``out_dir``; returns the arena used."""
+def write_tflm_sources(model: bytes, out_dir: Path, what: str, arena: Arena | None = None, *,
+                       prefix: str | None = None, task: Task | None = None,
+                       states: tuple[StateTensor, ...] = ()) -> Arena:
+    """Write ``model_data.h``, ``model_data.cc`` and ``op_resolver.h`` into ``out_dir``.
+
+    ``prefix`` names the C symbols (:func:`~edge_gru.codegen.tflm_header.symbol_names`;
+    default: the folder's name, e.g. ``model_int8``); ``task`` and ``states`` (a step
+    model's recurrent tensors) add their description to ``model_data.h``'s comment.
+    ``arena`` skips the measurement. Returns the arena written.
+    """
+    names = symbol_names(prefix if prefix is not None else out_dir.name)
     arena = arena or measure_arena(model)
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "model_data.h": model_data_h(model, arena, what),
-        "model_data.cc": model_data_cc(model, what),
-        "op_resolver.h": op_resolver_h(model, what),
+        "model_data.h": model_data_h(model, arena, what, names, task, states),
+        "model_data.cc": model_data_cc(model, what, names),
+        "op_resolver.h": op_resolver_h(model, what, names),
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8", newline="\n")
     return arena

@@ -334,6 +334,8 @@ def _load(path: Path, spec: InputSpec, task: Task, layout: str, vocab: int | Non
     )
     origin = c.source.describe() if c.source is not None else f"npz:{path.name}"
     described = f"{c.layout}, vocab {bound}" if c.layout == "keras_imdb" else c.layout
+    if spec.kind == "features":
+        described = f"features, F = {spec.features}"
     return Dataset(
         x_train=x_train.fit(spec.timesteps, spec.pad_value),
         y_train=y_train,

@@ -47,7 +47,7 @@ def stage_table(results: list[StageResult], task: Task | None = None) -> str:
     """A Markdown table of the stages; also what the CLI prints."""
     if task is not None and not task.is_classification:
         lines = [
-            "| stage | runtime | n | MAE | RMSE | RMSE change | mean abs diff | max abs diff "
+            "| stage | runtime | n | MAE | RMSE | RMSE change (%) | mean abs diff | max abs diff "
             "| size (bytes) | gate |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
@@ -55,7 +55,7 @@ def stage_table(results: list[StageResult], task: Task | None = None) -> str:
             lines.append(
                 f"| {r.name} | {r.runtime} | {r.n} | {_fmt(r.extra.get('mae'), '.4g')} "
                 f"| {_fmt(r.extra.get('rmse'), '.4g')} "
-                f"| {_fmt(r.extra.get('rmse_change'), '+.2e')} "
+                f"| {_pp(r.extra.get('rmse_change_pct'))} "
                 f"| {_fmt(r.mean_abs_diff, '.2e')} | {_fmt(r.max_abs_diff, '.2e')} "
                 f"| {_fmt(r.size_bytes, ',')} | {_status(r)} |"
             )
@@ -192,7 +192,8 @@ def _headline(baseline: Baseline, meta: dict[str, Any]) -> str:
     return (
         f"Float Keras on {n}: MAE **{mae:.4g}**, RMSE **{rmse:.4g}** (target units). Every "
         "stage is compared with float Keras example by example: the diffs are on the "
-        "outputs, *RMSE change* is the stage's RMSE minus float's (positive: worse)."
+        "outputs, *RMSE change (%)* is the stage's RMSE relative to float's, in percent "
+        "(positive: worse)."
     )
 
 
@@ -234,15 +235,13 @@ def write_report(
         if r.gates
     ]
     if gates:
-        lines += [
-            "",
-            "## Gates",
-            "",
-            "Agreement and accuracy drop are judged by their 95% confidence bound at the "
-            "stage's n (edge_gru.drift.gates), so a few flips on a small test set do not fail.",
-            "",
-            *gates,
-        ]
+        rule = (
+            ["Agreement and accuracy drop are judged by their 95% confidence bound at the "
+             "stage's n (edge_gru.drift.gates), so a few flips on a small test set do not fail.",
+             ""]
+            if baseline.task.is_classification else []
+        )
+        lines += ["", "## Gates", "", *rule, *gates]
     if plotted:
         lines += ["", "## Stage vs float, and the residual", "", f"![drift]({PLOT_NAME})"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -108,7 +108,8 @@ def _litert_interpreter(path: Path, threads: int, kernels: str = "default") -> A
             from tflite_runtime.interpreter import Interpreter, OpResolverType
         except ImportError as exc:
             raise EdgeGruError(
-                "no LiteRT interpreter: pip install '.[litert]' (ai-edge-litert) or tflite-runtime"
+                "no LiteRT interpreter: pip install 'edge_gru[litert]' (ai-edge-litert) "
+                "or tflite-runtime"
             ) from exc
     try:
         if kernels == "reference":

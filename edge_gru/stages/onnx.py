@@ -3,9 +3,14 @@
 Both run through :mod:`edge_gru.runtime` -- the code the Raspberry Pi runs -- so the
 drift figures in the report are those of the deployed path, on the full test set.
 ``onnx_float`` takes every IR model (:func:`edge_gru.onnx.export.export_model`);
-``onnx_int8`` quantizes the seed shape's embedding only, and says so for other models.
-Recipe options: ``[stages.onnx_int8] method = "embedding" | "dynamic" | "static_qdq"``,
-``calibration = 500`` (training reviews for ``static_qdq``).
+``onnx_int8`` takes every IR model too: the seed shape keeps its int8 embedding
+(:func:`edge_gru.onnx.quantize.quantize_int8`, same bytes as before the IR); other models
+get the method :func:`edge_gru.onnx.quantize_family.choose_method` picks per shape (int8
+embedding and int8-stored GRU/Dense weights for token models, int8-stored weights for
+feature models; the GRU node itself always computes in float).
+Recipe options: ``[stages.onnx_int8] method`` -- seed: ``"embedding" | "embedding_dynamic" |
+"dynamic" | "static_qdq"``; other models: ``"auto" | "embedding_weights" | "weights" |
+"embedding" | "dynamic"`` -- and ``calibration = 500`` (seeded training inputs).
 """
 
 from __future__ import annotations
@@ -36,21 +41,31 @@ def float_model(ctx: BuildContext) -> Path:
 
 
 def int8_supports(model: ModelIR) -> str | None:
-    """Why ``onnx_int8`` cannot take ``model`` (one line), or None for the seed shape."""
-    problem = seed_shape_problem(model)
-    return None if problem is None else f"int8 ONNX {problem}"
+    """Why ``onnx_int8`` cannot take ``model``: never (None), every IR model has a method."""
+    del model
+    return None
 
 
 def int8_model(ctx: BuildContext) -> tuple[Path, str]:
     """``model_int8.onnx`` (and the method that made it), built once per run."""
     from ..onnx.quantize import DEFAULT_METHOD, quantize_int8
+    from ..onnx.quantize_family import choose_method, quantize_family
 
     opts = ctx.options("onnx_int8")
-    method = str(opts.get("method", DEFAULT_METHOD))
+    seed = seed_shape_problem(ctx.ir) is None
+    method = str(opts.get("method", DEFAULT_METHOD if seed else "auto"))
+    if not seed and method == "auto":
+        method = choose_method(ctx.ir)
 
     def build() -> Path:
-        calibration = ctx.calibration_ids(int(opts.get("calibration", 500)))
-        return quantize_int8(float_model(ctx), ctx.out_dir / INT8_FILE, method, calibration)
+        count = int(opts.get("calibration", 500))
+        if seed:
+            calibration = ctx.calibration_ids(count)
+            return quantize_int8(float_model(ctx), ctx.out_dir / INT8_FILE, method, calibration)
+        calibration = ctx.calibration_inputs(count) if ctx.ir.input.kind == "tokens" else None
+        path, _ = quantize_family(ctx.ir, float_model(ctx), ctx.out_dir / INT8_FILE, method,
+                                  calibration)
+        return path
 
     return ctx.artifact("onnx_int8", build), method
 
@@ -101,7 +116,7 @@ STAGES = [
         kind="quantized",
         runtime="onnxruntime",
         build=_build_int8,
-        description="ONNX int8 embedding + float GRU node (onnxruntime.quantization) vs Keras",
+        description="ONNX int8 embedding/weights + float GRU node (onnxruntime) vs Keras",
         supports=int8_supports,
     ),
 ]

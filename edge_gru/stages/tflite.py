@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..codegen.tflm import Arena, write_tflm_sources
+from ..codegen.tflm_header import StateTensor, io_index
 from ..ir import ModelIR
 from ..tflite.size import size_breakdown
 from ..weights import seed_shape_problem
@@ -66,7 +67,8 @@ def int8_model(ctx: BuildContext) -> TfliteArtifact:
         data = int8_tflite(ctx.weights, ctx.calibration_ids(UNROLLED_CALIBRATION))
         path = ctx.out_dir / "model_int8.tflite"
         path.write_bytes(data)
-        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_int8", path.name)
+        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_int8", path.name,
+                                   prefix="model_int8", task=ctx.ir.task)
         return TfliteArtifact(path, data, arena)
 
     return ctx.artifact("tflite_int8", build)
@@ -79,7 +81,11 @@ def _step_model(ctx: BuildContext) -> TfliteArtifact:
         data = step_int8_tflite(ctx.weights, ctx.calibration_ids(500), ctx.seed)
         path = ctx.out_dir / "model_step_int8.tflite"
         path.write_bytes(data)
-        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_step_int8", path.name)
+        state = StateTensor(input=io_index(data, "input", "state"),
+                            output=io_index(data, "output", "new_state"),
+                            what=f"GRU hidden state ({ctx.weights.units} units)")
+        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_step_int8", path.name,
+                                   prefix="model_step_int8", task=ctx.ir.task, states=(state,))
         return TfliteArtifact(path, data, arena)
 
     return ctx.artifact("tflite_step_int8", build)
