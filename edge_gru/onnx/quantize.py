@@ -77,6 +77,7 @@ dynamic                17,335 / 48,960  1.0000 / 1.0000  2.1e-3/    4.9e-2/    3
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -135,6 +136,22 @@ def _quantize(method: str, src: Path, dst: Path, calibration: np.ndarray | None)
         raise EdgeGruError(f"unknown ONNX quantization {method!r}; choose {', '.join(METHODS)}")
 
 
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[Path]:
+    """A scratch folder for onnxruntime's quantizer, with its log chatter held at ERROR.
+
+    ``quantize_*`` logs pre-processing hints on the root logger; the level is restored after.
+    """
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.ERROR)
+    previous = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edge_gru_q_") as tmp:
+            yield Path(tmp)
+    finally:
+        logging.getLogger().setLevel(previous)
+
+
 def quantize_int8(
     float_path: str | Path,
     out_path: str | Path,
@@ -150,16 +167,10 @@ def quantize_int8(
     if method not in METHODS:
         raise EdgeGruError(f"unknown ONNX quantization {method!r}; choose {', '.join(METHODS)}")
     out_path = Path(out_path)
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.ERROR)
-    previous = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_* log pre-processing hints at root
-    try:
-        with tempfile.TemporaryDirectory(prefix="edge_gru_q_") as tmp:
-            dst = Path(tmp) / "model_int8.onnx"
-            _quantize(method, Path(float_path), dst, calibration)
-            model = onnx.load(dst)
-    finally:
-        logging.getLogger().setLevel(previous)
+    with quiet_quantizer() as tmp:
+        dst = tmp / "model_int8.onnx"
+        _quantize(method, Path(float_path), dst, calibration)
+        model = onnx.load(dst)
     onnx.checker.check_model(model, full_check=True)
     out_path.write_bytes(model_bytes(model))
     return out_path

@@ -16,8 +16,6 @@ Other methods a recipe may ask for: ``embedding`` (Gather only), ``dynamic``
 
 from __future__ import annotations
 
-import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import numpy as np
 from ..errors import EdgeGruError
 from ..ir import Embedding, ModelIR
 from .export import model_bytes
+from .quantize import quiet_quantizer
 
 FAMILY_METHODS = ("auto", "embedding_weights", "weights", "embedding", "dynamic")
 
@@ -119,13 +118,7 @@ def quantize_family(
 def _run_ort(method: str, src: Path, model: ModelIR, calibration: np.ndarray | None) -> object:
     import onnx
 
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.ERROR)
-    previous = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_* log pre-processing hints at root
-    try:
-        with tempfile.TemporaryDirectory(prefix="edge_gru_q_") as tmp:
-            dst = Path(tmp) / "model_int8.onnx"
-            _ort_quantize(method, src, dst, model, calibration)
-            return onnx.load(dst)
-    finally:
-        logging.getLogger().setLevel(previous)
+    with quiet_quantizer() as tmp:
+        dst = tmp / "model_int8.onnx"
+        _ort_quantize(method, src, dst, model, calibration)
+        return onnx.load(dst)
