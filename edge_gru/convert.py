@@ -49,7 +49,7 @@ def build_parser() -> OneLineParser:
     )
     p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
-    p.add_argument("--max-eval", type=positive_int, help="evaluate on the first N test reviews")
+    p.add_argument("--max-eval", type=positive_int, help="evaluate on the first N test examples")
     p.add_argument("--stages", help="comma-separated stages to run (default: the recipe's)")
     p.add_argument("--list-stages", action="store_true", help="list the stages and exit")
     p.add_argument(
