@@ -63,7 +63,7 @@ def test_basic_motions_summary_and_exact_load() -> None:
     np.testing.assert_array_equal(data.y_test, stored_y)
     assert data.y_train.dtype == np.int64 and np.bincount(data.y_train).tolist() == [10] * 4
     assert data.class_names[3] == "Badminton" and data.word_index is None
-    assert data.source == "npz:BasicMotions.npz (ids)" and data.notes == ()
+    assert data.source == "npz:BasicMotions.npz (features, F = 6)" and data.notes == ()
 
 
 def test_basic_motions_fitted_to_other_lengths() -> None:
