@@ -124,13 +124,10 @@ def _load_user_model(
 ) -> tuple[Any, model_ir.ModelIR, Dataset]:
     assert opts.model is not None
     loaded = keras_model.load_model(opts.model)
-    timesteps = opts.maxlen if opts.maxlen is not None else None
-    try:
-        ir = from_keras(loaded, timesteps, task=opts.task or recipe.model.task)
-    except EdgeGruError as exc:
-        if "dynamic" not in str(exc):
-            raise
-        ir = from_keras(loaded, recipe.model.maxlen, task=opts.task or recipe.model.task)
+    ir = from_keras(
+        loaded, opts.maxlen, task=opts.task or recipe.model.task,
+        default_timesteps=recipe.model.maxlen,
+    )
     for note in ir.notes:
         say(f"note: {note}")
     data = _load_data(path, ir.input, ir.task, recipe)
@@ -165,7 +162,7 @@ def _train(
             "(x_train, y_train, x_test, y_test)"
         )
     from .data.npz import inspect_npz
-    from .model.build import compile_for_task
+    from .model.build import adapt_normalization, compile_for_task
 
     summary = inspect_npz(path, layout=recipe.data_layout)
     shape = (cfg.maxlen,) if summary.kind == "tokens" else (cfg.maxlen, int(summary.features or 0))
@@ -176,8 +173,7 @@ def _train(
     data = _load_data(path, ir.input, ir.task, recipe)
     for note in data.notes:
         say(f"note: {note}")
-    if any(type(layer).__name__ == "Normalization" for layer in model.layers):
-        model = keras_model.new_model(cfg, shape, outputs, data.x_train)  # adapt on real data
+    adapt_normalization(model, data.x_train)  # built on placeholder zeros, now the real data
     compile_for_task(model, ir.task.kind, cfg.learning_rate)
     say(f"training {ir.describe()} ({ir.task.kind}) for {cfg.epochs} epoch(s), seed {cfg.seed}")
     trained = keras_model.fit(model, cfg, data.x_train, data.y_train, verbose=verbose)

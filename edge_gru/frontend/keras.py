@@ -225,7 +225,7 @@ def infer_task(head: ir.Dense) -> ir.TaskKind:
 
 
 def _input_spec(
-    model: Any, first: ir.Layer, timesteps: int | None
+    model: Any, first: ir.Layer, timesteps: int | None, default_timesteps: int | None
 ) -> tuple[ir.InputSpec, str | None]:
     shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else None
     if shape is None:
@@ -243,10 +243,10 @@ def _input_spec(
             )
         length, features = shape[1], int(shape[2])
     if length is None:
-        if timesteps is None:
+        length = timesteps if timesteps is not None else default_timesteps
+        if length is None:
             raise EdgeGruError("the model's input length is dynamic (None): give --maxlen")
-        length = timesteps
-        note = f"the model's input length is dynamic; assumed T = {timesteps} (recipe/--maxlen)"
+        note = f"the model's input length is dynamic; assumed T = {length} (recipe/--maxlen)"
     elif timesteps is not None and timesteps != length:
         raise EdgeGruError(
             f"--maxlen {timesteps} contradicts the model's fixed input length {length}"
@@ -261,8 +261,12 @@ def from_keras(
     timesteps: int | None = None,
     task: str | None = None,
     class_names: tuple[str, ...] = (),
+    default_timesteps: int | None = None,
 ) -> ir.ModelIR:
-    """Translate ``model``; ``timesteps`` fills a dynamic ``T``, ``task`` overrides inference.
+    """Translate ``model``; ``task`` overrides the task the output layer implies.
+
+    ``timesteps`` is the length the user asked for (it must match a fixed ``T``);
+    ``default_timesteps`` (a recipe's) fills a dynamic ``T`` when ``timesteps`` is None.
 
     Raises :class:`EdgeGruError` (one line) for anything outside the supported family.
     """
@@ -322,7 +326,7 @@ def from_keras(
     assert isinstance(out, ir.Dense)
     if out.units == 1 and out.activation == "softmax":
         raise EdgeGruError(f"unsupported model: '{out.name}' is a softmax over one unit (always 1)")
-    spec, note = _input_spec(model, layers[0], timesteps)
+    spec, note = _input_spec(model, layers[0], timesteps, default_timesteps)
     if task is not None and task not in ir.TASKS:
         raise EdgeGruError(f"unknown task {task!r}; expected one of {', '.join(ir.TASKS)}")
     kind = task or infer_task(out)

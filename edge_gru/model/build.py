@@ -86,10 +86,17 @@ def build_from_layers(
     dtype = "int32" if len(input_shape) == 1 else "float32"
     built = [_layer(spec, outputs, f"[[model.layers]] #{i}") for i, spec in enumerate(layers, 1)]
     model = keras.Sequential([keras.Input(shape=input_shape, dtype=dtype), *built], name=name)
-    for layer in built:
+    adapt_normalization(model, x_train)
+    return model
+
+
+def adapt_normalization(model: Any, x_train: np.ndarray) -> None:
+    """Adapt every ``Normalization`` layer's mean and variance to ``x_train (N, T, F)``."""
+    import keras
+
+    for layer in model.layers:
         if isinstance(layer, keras.layers.Normalization):
             layer.adapt(x_train.astype(np.float32))
-    return model
 
 
 def compile_for_task(model: Any, task: str, learning_rate: float) -> None:
