@@ -7,6 +7,7 @@ bad flag or recipe value), always as one line on stderr.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .cli_common import (
     EXIT_OK,
     OneLineParser,
     fail,
+    non_negative_int,
     positive_int,
     quiet_tensorflow,
 )
@@ -53,6 +55,20 @@ def build_parser() -> OneLineParser:
     p.add_argument("--stages", help="comma-separated stages to run (default: the recipe's)")
     p.add_argument("--list-stages", action="store_true", help="list the stages and exit")
     p.add_argument(
+        "--explain",
+        metavar="STAGE",
+        help="only localise the drift of STAGE in the existing --out folder (no training): "
+        "rewrites the report's section 'Where the drift comes from'",
+    )
+    p.add_argument(
+        "--explain-sample",
+        type=non_negative_int,
+        default=300,
+        metavar="N",
+        help="test inputs traced per quantized stage for that section, flipped ones "
+        "always included (default 300; 0: no section)",
+    )
+    p.add_argument(
         "--quiet", action="store_true", help="print only errors (the report is still written)"
     )
     return p
@@ -64,6 +80,25 @@ def _list_stages() -> int:
     for s in all_stages():
         flag = " (opt-in)" if s.opt_in else ""
         print(f"{s.name:28s} {s.kind:9s} {s.runtime:14s} {s.description}{flag}")
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """``--explain STAGE``: the localisation of one stage of an existing output folder."""
+    from .explain.folder import explain_folder
+
+    if args.explain_sample == 0:
+        return fail(PROG, "--explain needs --explain-sample > 0")
+    say = (lambda _m: None) if args.quiet else print
+    try:
+        entry = explain_folder(args.out, args.explain, args.data, args.recipe,
+                               args.explain_sample, say)
+    except EdgeGruError as exc:
+        return fail(PROG, str(exc), exc.exit_code)
+    if "not_traced" in entry:
+        return fail(PROG, f"stage {args.explain} cannot be traced: {entry['not_traced']}")
+    say(f"{args.explain}: traced {entry['sample']} inputs in {entry['seconds']:.1f} s; "
+        f"report: {args.out / 'report.md'}")
     return EXIT_OK
 
 
@@ -89,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_stages:
         return _list_stages()
     quiet_tensorflow(errors_only=args.quiet)
+    if args.explain is not None:
+        return _explain(args)
     from .drift.report import stage_table
     from .pipeline import ConvertOptions, run_convert
 
@@ -109,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet=args.quiet,
         maxlen=args.maxlen,
         task=args.task,
+        explain_sample=args.explain_sample,
     )
     try:
         result = run_convert(opts)

@@ -48,6 +48,8 @@ class ConvertOptions:
     quiet: bool = False
     maxlen: int | None = None  # the input length T for a model whose T is dynamic
     task: str | None = None  # override the task the output layer implies
+    # Inputs traced per quantized stage for "Where the drift comes from" (0: no section).
+    explain_sample: int = 300
 
 
 @dataclass
@@ -282,12 +284,20 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
             if result.skipped:
                 say(f"  skipped: {result.skipped}")
             results.append(result)
+        localisation = None
+        if opts.explain_sample > 0:
+            from .explain.run import localise_results
+
+            say(f"localising the drift of the quantized stages on {opts.explain_sample} inputs")
+            localisation = localise_results(ctx, results, baseline, opts.explain_sample)
+            if localisation is not None:
+                say(f"  took {localisation['seconds']:.1f} s")
         meta = {
             "recipe": recipe.name,
             "data_source": data.source,
             "model": _model_meta(ir, opts.model is None, recipe),
             "float_model": MODEL_FILE,
         }
-        doc = write_report(tmp, results, baseline, meta)
+        doc = write_report(tmp, results, baseline, meta, localisation)
         write_bundle(ctx, doc)
     return ConvertResult(out=opts.out, report=doc, stages=results, task=ir.task)

@@ -131,3 +131,13 @@ def test_missing_data_is_one_line_error(tmp_path: Path, name: str) -> None:
     with pytest.raises(EdgeGruError) as err:
         load_imdb(target if not name.endswith(".npz") else tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_default_data_dir_is_the_shared_folder_beside_the_checkout(monkeypatch) -> None:
+    """Without $EDGE_GRU_DATA a source checkout reads ../shared/data (its layout moved once)."""
+    from edge_gru.data.imdb import default_data_dir
+
+    monkeypatch.delenv("EDGE_GRU_DATA", raising=False)
+    beside = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    assert default_data_dir() == (beside if (beside / "imdb.npz").is_file() else None)
+    assert beside.is_dir()  # CI has ../shared beside the clone

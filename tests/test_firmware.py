@@ -156,6 +156,15 @@ def test_qemu_selftest_reset_before(before: Built, arm_tools: None) -> None:
     assert re.search(r"selftest: 28/28 bit-exact", before.make("qemu-test"))
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_qemu_selftest_odd_sizes(reset_after: bool, arm_tools: None, tmp_path: Path) -> None:
+    """E 6, U 5: the state's int16 arrays stay 4-byte aligned for the DSP path's LDRD."""
+    w = tiny_weights(reset_after)
+    ids = np.random.default_rng(3).integers(0, w.vocab, (24, w.maxlen))
+    built = Built(quantize(w), tmp_path, ids)
+    assert re.search(r"selftest: 28/28 bit-exact", built.make("qemu-test"))
+
+
 def test_qemu_uart_server_is_bit_exact(seed: Built, small_model, arm_tools: None) -> None:
     from edge_gru.fixed_point.qemu import QemuDevice
 

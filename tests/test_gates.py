@@ -104,3 +104,29 @@ def test_regression_error_change() -> None:
     assert found["mae_change"] == pytest.approx(0.1)
     assert "agreement" not in found
     assert gates.check("q", found, {"rmse_change_pct": 2.0}) == ["q: rmse_change_pct 100 > 2"]
+
+
+def test_precision_advice_names_16x8_only_when_it_helps() -> None:
+    """int8 breaching + its 16x8 passing -> deploy 16x8; not run -> how; skipped -> why."""
+    from edge_gru.drift.advice import precision_advice
+    from edge_gru.drift.harness import StageResult
+
+    def row(name: str, breaches: list[str] | None = None, skipped: str | None = None,
+            **extra: int) -> StageResult:
+        return StageResult(name=name, kind="quantized", runtime="tflite-micro", description="",
+                           breaches=breaches or [], skipped=skipped, size_bytes=1000,
+                           extra=dict(extra))
+
+    bad = row("tflite_step_int8_tflm", ["agreement 0.98 < 0.99"])
+    assert precision_advice([row("tflite_int8_tflm"), row("tflite_int16x8_tflm")]) is None
+    advice = precision_advice([bad, row("tflite_step_int16x8_tflm", arena_bytes=4096)])
+    assert advice is not None and "deploy model_step_int16x8.tflite" in advice
+    assert "4,096" in advice and "tflite_step_int8_tflm" in advice
+    not_run = precision_advice([bad, row("tflite_int16x8_tflm")])  # the unrolled one ran
+    assert not_run is not None and "--stages ...,tflite_step_int16x8_tflm" in not_run
+    skipped = precision_advice([bad, row("tflite_step_int16x8_tflm", skipped="no Masking")])
+    assert skipped is not None and "cannot help (no Masking)" in skipped
+    both = precision_advice([bad, row("tflite_step_int16x8_tflm", ["agreement"])])
+    assert both is not None and "both breach" in both
+    two = precision_advice([bad, row("tflite_int8_litert", ["agreement"])])
+    assert two is not None and two.count("breach") == 2 and "\n" not in two

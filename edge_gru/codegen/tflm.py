@@ -109,6 +109,25 @@ def _run(model: bytes, arena: int) -> list[np.ndarray] | None:
         return None
 
 
+def _runs(model: bytes, arena: int) -> bool:
+    """Whether TFLM allocates and invokes ``model`` in ``arena`` bytes, probed in a child.
+
+    Some TFLM kernels do not check a failed scratch allocation and crash the process
+    (seen: a GRU step model with MAXIMUM at a 4,096-byte arena, tflite-micro 0.dev2026),
+    so a probe that may fail runs in a forked child; a signal counts as "does not run".
+    """
+    if not hasattr(os, "fork"):  # pragma: no cover - every platform we run on forks
+        return _run(model, arena) is not None
+    pid = os.fork()
+    if pid == 0:  # child: no Python cleanup, only the exit status
+        try:
+            os._exit(0 if _run(model, arena) is not None else 1)
+        except BaseException:  # noqa: BLE001 - any failure means "does not run"
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 @dataclass(frozen=True)
 class Arena:
     """``minimum`` measured by bisection; ``size`` = minimum + margin (the constant we ship);
@@ -119,10 +138,16 @@ class Arena:
     recorded: int
 
 
+MAX_ARENA = 64 * 1024 * 1024
+
+
 def measure_arena(model: bytes, upper: int | None = None) -> Arena:
     """Bisect the smallest ``arena_size`` with which TFLM allocates and invokes the model."""
     hi = upper or max(64 * 1024, 4 * len(model))
     reference = _run(model, hi)
+    while reference is None and upper is None and hi < MAX_ARENA:
+        hi *= 2  # a model with many live step tensors (returned sequences) needs more
+        reference = _run(model, hi)
     if reference is None:
         raise RuntimeError(f"TFLM cannot run the model even with a {hi}-byte arena")
     lo = 0  # known failing
@@ -130,7 +155,7 @@ def measure_arena(model: bytes, upper: int | None = None) -> Arena:
         mid = (lo + hi) // 2 // 16 * 16
         if mid <= lo:
             break
-        if _run(model, mid) is None:
+        if not _runs(model, mid):
             lo = mid
         else:
             hi = mid

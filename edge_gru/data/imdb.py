@@ -92,7 +92,8 @@ def default_data_dir() -> Path | None:
     value = os.environ.get(DATA_ENV)
     if value:
         return Path(value)
-    beside_checkout = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    # edge_gru/data/imdb.py -> the checkout is parents[2], the folder beside it parents[3]
+    beside_checkout = Path(__file__).resolve().parents[3] / "shared" / "data"
     return beside_checkout if (beside_checkout / NPZ_NAME).is_file() else None
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..ir import Task
 from . import metrics
+from .advice import precision_advice
 from .gates import HIGHER_IS_BETTER
 from .harness import Baseline, StageResult
 
@@ -87,11 +88,13 @@ def build_json(
     errors = baseline.errors()
     if errors is not None:
         doc["float_mae"], doc["float_rmse"] = errors
+    advice = precision_advice(results)
     return {
         **doc,
         **meta,
         "passed": not breaches,
         "breaches": breaches,
+        **({"advice": advice} if advice else {}),
         "stages": [r.to_json() for r in results],
     }
 
@@ -198,10 +201,22 @@ def _headline(baseline: Baseline, meta: dict[str, Any]) -> str:
 
 
 def write_report(
-    out_dir: Path, results: list[StageResult], baseline: Baseline, meta: dict[str, Any]
+    out_dir: Path,
+    results: list[StageResult],
+    baseline: Baseline,
+    meta: dict[str, Any],
+    localisation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``report.json``, ``report.md`` and the plot; return the JSON document."""
+    """Write ``report.json``, ``report.md`` and the plots; return the JSON document.
+
+    ``localisation`` (:func:`edge_gru.explain.run.localise`) adds the section "Where the
+    drift comes from" (``report.json`` key ``where_drift_comes_from``, its own plot).
+    """
     doc = build_json(results, baseline, meta)
+    if localisation is not None:
+        from ..explain.run import JSON_KEY
+
+        doc[JSON_KEY] = localisation
     (out_dir / "report.json").write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     plotted = _plot(results, baseline, out_dir / PLOT_NAME)
     model = meta.get("model", {})
@@ -220,6 +235,8 @@ def write_report(
     ]
     for breach in doc["breaches"]:
         lines.append(f"- {breach}")
+    if doc.get("advice"):
+        lines += ["", f"Advice: {doc['advice']}"]
     confusions = _confusions(results, baseline.task) if baseline.task.kind == "multiclass" else []
     if confusions:
         lines += ["", "## Where decisions changed", *confusions]
@@ -244,5 +261,10 @@ def write_report(
         lines += ["", "## Gates", "", *rule, *gates]
     if plotted:
         lines += ["", "## Stage vs float, and the residual", "", f"![drift]({PLOT_NAME})"]
+    if localisation is not None:
+        from ..explain import section
+
+        lines += ["", *section.markdown(localisation,
+                                        section.plot(localisation, out_dir / section.PLOT_NAME))]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return doc

@@ -116,22 +116,35 @@ class Device:
             prev = b[0]
         raise EdgeGruError(f"{self.url}: no '{command}' reply from the device")
 
-    def info(self, attempts: int = 3) -> DeviceInfo:
-        """Ask the firmware who it is; retries cover a device still booting or mid-command."""
-        for attempt in range(attempts):
-            self.port.reset_input_buffer()
-            self.port.write(bytes([SYNC_HOST, ord("I")]))
-            try:
-                self._expect("I")
-            except EdgeGruError:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.6)  # longer than the firmware's command timeout
-                continue
-            fields = struct.unpack(INFO_FORMAT, self._read_exact(struct.calcsize(INFO_FORMAT)))
-            return DeviceInfo(fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-                              bool(fields[6]), fields[7], bool(fields[8]), fields[9])
-        raise EdgeGruError(f"{self.url}: no reply")  # pragma: no cover - loop always returns
+    def handshake(self, attempts: int = 8, wait: float = 2.0) -> None:
+        """Send ``A5 'I'`` until the ``5A 'I'`` reply header arrives (the info bytes follow).
+
+        Retries cover a device still booting or mid-command, and a UART that drops what
+        arrives before it is enabled (QEMU's STM32 USART does): each attempt waits at most
+        ``wait`` seconds, not the port's whole timeout.
+        """
+        timeout = self.port.timeout
+        try:
+            for attempt in range(attempts):
+                self.port.timeout = min(wait, timeout or wait)
+                self.port.reset_input_buffer()
+                self.port.write(bytes([SYNC_HOST, ord("I")]))
+                try:
+                    self._expect("I")
+                    return
+                except EdgeGruError:
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(0.6)  # longer than the firmware's command timeout
+        finally:
+            self.port.timeout = timeout
+
+    def info(self, attempts: int = 8) -> DeviceInfo:
+        """Ask the firmware who it is (see :meth:`handshake`)."""
+        self.handshake(attempts)
+        fields = struct.unpack(INFO_FORMAT, self._read_exact(struct.calcsize(INFO_FORMAT)))
+        return DeviceInfo(fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+                          bool(fields[6]), fields[7], bool(fields[8]), fields[9])
 
     def score_streams(self, streams: list[np.ndarray]) -> Scored:
         """Score token streams of any length (the device applies the training padding rule)."""

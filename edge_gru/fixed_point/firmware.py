@@ -78,26 +78,35 @@ def _symbol_size(elf: Path, name: str) -> int:
     raise RuntimeError(f"{name} not found in {elf}")
 
 
-def _stack(su_file: Path) -> int:
-    """Frame of edge_gru_run plus the deepest function it calls (static frames only)."""
+def _stack(su_file: Path, entry: str = "edge_gru_run") -> int:
+    """Frame of ``entry`` plus the deepest function it calls (static frames only)."""
     frames = {}
     for line in su_file.read_text().splitlines():
         m = re.match(r".*:(\w+)\s+(\d+)\s+(\w+)", line)
         if m:
             frames[m.group(1)] = int(m.group(2))
-    callees = [v for k, v in frames.items() if k not in ("edge_gru_run",)]
-    return frames.get("edge_gru_run", 0) + max(callees, default=0)
+    callees = [v for k, v in frames.items() if k not in (entry,)]
+    return frames.get(entry, 0) + max(callees, default=0)
 
 
-def budgets(arm_dir: Path) -> Budgets:
-    """Budgets of a ``make`` Cortex-M4 build folder (``BUILD/qemu_mps2`` etc.)."""
-    lib_text, lib_data, lib_bss = _size(arm_dir / "edge_gru.o")
-    w_text, w_data, _ = _size(arm_dir / "edge_gru_weights.o")
+def _family_entry(arm_dir: Path) -> str:
+    text = (arm_dir / "edge_gru_family.su").read_text()
+    return "edge_gru_family_run_tokens" if "run_tokens" in text else "edge_gru_family_run_features"
+
+
+def budgets(arm_dir: Path, family: bool = False) -> Budgets:
+    """Budgets of a ``make`` Cortex-M4 build folder (``BUILD/qemu_mps2`` etc.); ``family``:
+    the family library (edge_gru_family.o, edge_gru_model.o; stack below its run call)."""
+    lib, model = ("edge_gru_family", "edge_gru_model") if family else ("edge_gru",
+                                                                       "edge_gru_weights")
+    lib_text, lib_data, lib_bss = _size(arm_dir / f"{lib}.o")
+    w_text, w_data, _ = _size(arm_dir / f"{model}.o")
     img_text, img_data, _ = _size(arm_dir / "serve.elf")
     return Budgets(
         code_bytes=lib_text + lib_data + lib_bss,
         weights_bytes=w_text + w_data,
         state_bytes=_symbol_size(arm_dir / "serve.elf", "state"),
-        stack_bytes=_stack(arm_dir / "edge_gru.su"),
+        stack_bytes=_stack(arm_dir / f"{lib}.su", _family_entry(arm_dir) if family else
+                           "edge_gru_run"),
         image_flash_bytes=img_text + img_data,
     )

@@ -69,8 +69,18 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.astype(np.float64) @ b).astype(np.int64)  # exact: integers below 2^53
 
 
-def _step(q: QuantizedGru, p: _Prepared, acc_x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """One GRU step: ``(N, 3u)`` input accumulators (block order), ``(N, u)`` Q0.15 state."""
+def _step(
+    q: QuantizedGru,
+    p: _Prepared,
+    acc_x: np.ndarray,
+    h: np.ndarray,
+    gates: dict[str, list[np.ndarray]] | None = None,
+) -> np.ndarray:
+    """One GRU step: ``(N, 3u)`` input accumulators (block order), ``(N, u)`` Q0.15 state.
+
+    ``gates``, when given, receives this step's ``z``, ``r``, ``n`` (each ``(N, u)`` int64
+    Q0.15, the values the C code computes); the arithmetic is the same either way.
+    """
     u, f = q.units, q.pre_frac
     acc_h = _matmul(h, p.u_t)  # the h columns are unused when reset_before
     zr = (acc_x[:, : 2 * u] * p.mx[: 2 * u] + acc_h[:, : 2 * u] * p.mh[: 2 * u] + HALF32) >> 32
@@ -86,6 +96,10 @@ def _step(q: QuantizedGru, p: _Prepared, acc_x: np.ndarray, h: np.ndarray) -> np
         pre_n = (acc_x[:, 2 * u :] * p.mx[2 * u :] + acc_rh * p.mh[2 * u :] + HALF32) >> 32
         pre_n += p.bx[2 * u :]
     n = tanh_q15(pre_n, f)
+    if gates is not None:
+        gates["z"].append(z)
+        gates["r"].append(r)
+        gates["n"].append(n)
     return np.clip(n + ((z * (h - n) + HALF15) >> 15), -32768, 32767)
 
 
@@ -110,6 +124,44 @@ def forward_q15(q: QuantizedGru, ids: np.ndarray, batch: int = 256) -> np.ndarra
     p = _prepare(q)
     parts = [_forward(q, p, ids[i : i + batch]) for i in range(0, len(ids), batch)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class FixedPointTrace:
+    """Every step of the integer model: all int64, Q0.15 (divide by ``2^15`` for real values).
+
+    ``scores (N,)``; ``states (N, T, u)``: ``h_t`` after step ``t``; ``gates``: ``"z"``,
+    ``"r"``, ``"n"`` each ``(N, T, u)``, the LUT outputs of step ``t``.
+    """
+
+    scores: np.ndarray
+    states: np.ndarray
+    gates: dict[str, np.ndarray]
+
+
+def forward_trace(q: QuantizedGru, ids: np.ndarray) -> FixedPointTrace:
+    """:func:`forward_q15` that also keeps every step's state and gates (same arithmetic).
+
+    Memory is ``4 * N * T * u`` int64 values: trace a sample, not a whole test set.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be (N, T), got shape {ids.shape}")
+    ids = map_ids(q, ids)
+    p = _prepare(q)
+    h = np.zeros((ids.shape[0], q.units), np.int64)
+    gates: dict[str, list[np.ndarray]] = {"z": [], "r": [], "n": []}
+    states = []
+    for t in range(ids.shape[1]):
+        h = _step(q, p, p.table[ids[:, t]], h, gates)
+        states.append(h)
+    shape = (ids.shape[0], 0, q.units)
+    return FixedPointTrace(
+        scores=_score(q, p, h),
+        states=np.stack(states, axis=1) if states else np.zeros(shape, np.int64),
+        gates={k: np.stack(v, axis=1) if v else np.zeros(shape, np.int64)
+               for k, v in gates.items()},
+    )
 
 
 def pad_stream(q: QuantizedGru, tokens: Sequence[int]) -> np.ndarray:

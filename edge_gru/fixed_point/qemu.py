@@ -29,14 +29,19 @@ def free_port() -> int:
 class QemuDevice:
     """A QEMU process serving ``elf`` and a :class:`Device` connected to its UART."""
 
-    def __init__(self, elf: Path, timeout: float = 30.0) -> None:
+    def __init__(self, elf: Path, timeout: float = 30.0, client: type[Device] = Device,
+                 machine: str = "mps2-an386") -> None:
+        """``machine``: ``mps2-an386`` (CMSDK UART0) or ``netduinoplus2`` (STM32F405 USART1,
+        an image built with ``BOARD=netduinoplus2``); ``client`` speaks the image's protocol."""
         self.port = free_port()
         serial = f"tcp:127.0.0.1:{self.port},server=on,wait=off,nodelay=on"
+        args = [machine if a == "mps2-an386" else a for a in MACHINE_ARGS]
         self.proc = subprocess.Popen(
-            [QEMU, *MACHINE_ARGS, "-serial", serial, "-kernel", str(elf)],
+            [QEMU, *args, "-serial", serial, "-kernel", str(elf)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         self.device: Device | None = None
+        self.client = client
         try:
             self.device = self._connect(timeout)
             self.info = self.device.info()
@@ -51,7 +56,7 @@ class QemuDevice:
                 out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
                 raise EdgeGruError(f"qemu exited with {self.proc.returncode}: {out.strip()}")
             try:
-                return Device(f"socket://127.0.0.1:{self.port}", timeout=timeout)
+                return self.client(f"socket://127.0.0.1:{self.port}", timeout=timeout)
             except EdgeGruError:  # not listening yet
                 time.sleep(0.05)
         raise EdgeGruError(f"qemu did not open 127.0.0.1:{self.port} within {timeout:.0f} s")

@@ -49,6 +49,12 @@ class ReviewRunner:
         """Seed models: the single output per review, ``(N,)`` float64."""
         return self.predict_raw(self.raw_outputs(np.asarray(ids, np.int32)))
 
+    def raw_output_rows(self, x: np.ndarray) -> np.ndarray:
+        """The (first) output tensor's raw values ``(N, K)``, one invoke per row of ``x``."""
+        k = int(np.prod(self.outputs[0]["shape"][1:]))
+        rows = [self.run(row[None])[0].reshape(-1) for row in x]
+        return np.stack(rows) if rows else np.empty((0, k), np.dtype(self.outputs[0]["dtype"]))
+
     def predict_outputs(self, x: np.ndarray) -> np.ndarray:
         """Every output of the (first) output tensor, ``(N, K)`` float64, one invoke per row.
 

@@ -100,3 +100,53 @@ def _io(model: bytes) -> tuple[list[int], list[int]]:
     m = tflite.Model.GetRootAsModel(model, 0)
     g = m.Subgraphs(0)
     return list(g.InputsAsNumpy()), list(g.OutputsAsNumpy())
+
+
+class TflmFamilyStepModel(TflmModel):
+    """A GRU-family step model (:mod:`edge_gru.tflite.family_step`) driven as firmware does.
+
+    Inputs ``[x, state_0, ..., (max_state)]``, outputs in ``output_names`` order. Each
+    sequence starts from zero states (and a running max of -1) and feeds one step per
+    invoke, copying every ``new_*`` output back into its input byte for byte.
+    """
+
+    def __init__(self, model: bytes, output_names: list[str], arena_size: int | None = None,
+                 max_start: float = -1.0) -> None:
+        super().__init__(model, arena_size)
+        self.output_names = output_names
+        self.result = output_names.index("output")
+        n_states = len(self.inputs) - 1
+        state_outputs = [n for n in output_names if n.startswith("new_state_")]
+        self.feedback = [output_names.index(n) for n in state_outputs]
+        if "new_max_state" in output_names:
+            self.feedback.append(output_names.index("new_max_state"))
+        if len(self.feedback) != n_states:
+            raise ValueError("step model inputs and outputs do not pair up")
+        self.start = [quantize(np.zeros(d["shape"], np.float32), d) for d in self.inputs[1:]]
+        if "new_max_state" in output_names:
+            d = self.inputs[-1]
+            self.start[-1] = quantize(np.full(d["shape"], max_start, np.float32), d)
+
+    def raw_sequence(self, x: np.ndarray) -> np.ndarray:
+        """The raw ``output`` after the last step of one sequence ``(T,)`` or ``(T, F)``."""
+        states = list(self.start)
+        interp = self.interp
+        out = np.zeros(self.outputs[self.result]["shape"], self.outputs[self.result]["dtype"])
+        x_detail = self.inputs[0]
+        for step in np.asarray(x):
+            interp.set_input(quantize(np.asarray(step).reshape(x_detail["shape"]), x_detail), 0)
+            for k, s in enumerate(states):
+                interp.set_input(s, k + 1)
+            interp.invoke()
+            states = [np.array(interp.get_output(j)) for j in self.feedback]
+            out = np.array(interp.get_output(self.result))
+        return out.reshape(-1)
+
+    def raw_output_rows(self, x: np.ndarray) -> np.ndarray:
+        rows = [self.raw_sequence(row) for row in x]
+        k = int(np.prod(self.outputs[self.result]["shape"][1:]))
+        return np.stack(rows) if rows else np.empty((0, k), self.outputs[self.result]["dtype"])
+
+    def predict_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Outputs ``(N, K)`` float64 after each sequence's last step."""
+        return dequantize(self.raw_output_rows(x), self.outputs[self.result])

@@ -1,5 +1,8 @@
 """Fixed-point GRU stages: the bit-exact NumPy model, and the C firmware on a Cortex-M4 in QEMU.
 
+The seed shape (Embedding -> GRU -> Dense(1, sigmoid)) keeps its own scheme and C library;
+every other IR model takes the family path (:mod:`edge_gru.fixed_point.family_stage`).
+
 ``fixed_point`` quantizes the weights, writes the generated C sources into the output
 folder (``fixed_point/edge_gru_weights.{h,c}``, ``fixed_point/edge_gru_testvec.c``:
 ``make -C firmware WEIGHTS_DIR=<out>/fixed_point`` builds them) and scores with the NumPy
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..codegen.fixed_point import write_sources
-from ..fixed_point import lut
+from ..fixed_point import family_stage, lut
 from ..fixed_point import model as fixed_model
 from ..fixed_point.device import ticks_to_instructions
 from ..fixed_point.scheme import QuantizedGru, quantize
@@ -32,8 +35,19 @@ SOURCES_DIR = "fixed_point"  # <out>/fixed_point/: make -C firmware WEIGHTS_DIR=
 
 
 def _supports(model: ModelIR) -> str | None:
+    """Every IR model: the seed shape takes the seed path, the rest the family path."""
+    return None
+
+
+def _supports_qemu(model: ModelIR) -> str | None:
     problem = seed_shape_problem(model)
-    return None if problem is None else f"the fixed-point C {problem}"
+    if problem is None or family_stage.qemu_supported(model):
+        return None
+    return f"the fixed-point C in QEMU {problem}"
+
+
+def is_seed(ctx: BuildContext) -> bool:
+    return seed_shape_problem(ctx.ir) is None
 
 
 def quantized(ctx: BuildContext) -> QuantizedGru:
@@ -63,6 +77,8 @@ def _info(q: QuantizedGru) -> dict[str, Any]:
 
 
 def _build_numpy(ctx: BuildContext) -> StageRunner:
+    if not is_seed(ctx):
+        return family_stage.build_numpy(ctx)
     q = quantized(ctx)
     folder = sources(ctx)
     return StageRunner(
@@ -99,6 +115,8 @@ def _build_qemu(ctx: BuildContext) -> StageRunner:
     from ..fixed_point.qemu import QemuDevice
 
     _qemu_preflight()
+    if not is_seed(ctx):
+        return family_stage.build_qemu(ctx)
     q = quantized(ctx)
     folder = sources(ctx)
     build_dir = Path(tempfile.mkdtemp(prefix="edge_gru_fw_"))
@@ -175,7 +193,7 @@ STAGES = [
         build=_build_qemu,
         description="the fixed-point C on a Cortex-M4 (QEMU mps2-an386) over its UART",
         default_max_eval=2000,
-        supports=_supports,
+        supports=_supports_qemu,
         preflight=_qemu_preflight,
     ),
 ]

@@ -3,8 +3,15 @@
 ``tflite_float`` takes every model of the GRU family: the seed shape
 (``Embedding -> GRU -> Dense(1, sigmoid)``) through the seed unroll
 (:func:`edge_gru.tflite.export.float_tflite`, unchanged bytes), any other shape through the
-family graph (:func:`edge_gru.tflite.family.family_float_tflite`). The int8 stages implement
-the seed shape only and say so through ``supports``.
+family graph (:func:`edge_gru.tflite.family.family_float_tflite`). ``model_int8.tflite`` is
+the seed's int8 unroll for the seed shape (unchanged bytes) and the family's
+(:func:`edge_gru.tflite.family_int8.family_int8_tflite`) for every other model; the opt-in
+``tflite_int16x8_tflm`` builds ``model_int16x8.tflite`` (int16 activations, int8 weights)
+for models whose int8 state loses too much over long sequences, and the opt-in
+``tflite_step_int16x8_tflm`` its streaming twin ``model_step_int16x8.tflite``. The step model
+(``model_step_int8.tflite``) is the seed's step export for the seed shape and
+:mod:`edge_gru.tflite.family_step`'s for every other model that can stream; the others
+say why not through ``supports``.
 
 Artifacts (in the output folder): ``model_float.tflite``, ``model_int8.tflite``,
 ``model_step_int8.tflite`` and, for both int8 models, the TFLM sources in
@@ -22,7 +29,9 @@ import numpy as np
 
 from ..codegen.tflm import Arena, write_tflm_sources
 from ..codegen.tflm_header import StateTensor, io_index
+from ..drift.metrics import decisions
 from ..ir import ModelIR
+from ..runners.common import dequantize
 from ..tflite.size import size_breakdown
 from ..weights import seed_shape_problem
 from .base import BuildContext, Stage, StageRunner
@@ -38,9 +47,22 @@ class TfliteArtifact:
 
 
 def int8_supports(model: ModelIR) -> str | None:
-    """Why the int8 TFLite stages cannot take ``model`` (one line), or None for the seed shape."""
-    problem = seed_shape_problem(model)
-    return None if problem is None else f"int8 TFLite {problem}"
+    """Every model of the family has an int8 unrolled model."""
+    return None
+
+
+def step_supports(model: ModelIR) -> str | None:
+    """Why ``model`` has no streaming step model (one line), or None."""
+    from ..tflite.family_step import step_problem
+
+    return step_problem(model)
+
+
+def int16x8_supports(model: ModelIR) -> str | None:
+    """16x8 needs ops the converter quantizes to int16: no Masking, no masked mean."""
+    from ..tflite.family_int8 import int16x8_problem
+
+    return int16x8_problem(model)
 
 
 def _float_model(ctx: BuildContext) -> TfliteArtifact:
@@ -62,9 +84,13 @@ def _float_model(ctx: BuildContext) -> TfliteArtifact:
 def int8_model(ctx: BuildContext) -> TfliteArtifact:
     """``model_int8.tflite`` and its TFLM sources, built once per run for every stage using it."""
     from ..tflite.export import UNROLLED_CALIBRATION, int8_tflite
+    from ..tflite.family_int8 import CALIBRATION, family_int8_tflite
 
     def build() -> TfliteArtifact:
-        data = int8_tflite(ctx.weights, ctx.calibration_ids(UNROLLED_CALIBRATION))
+        if seed_shape_problem(ctx.ir) is None:
+            data = int8_tflite(ctx.weights, ctx.calibration_ids(UNROLLED_CALIBRATION))
+        else:
+            data = family_int8_tflite(ctx.ir, ctx.calibration_inputs(CALIBRATION), "int8")
         path = ctx.out_dir / "model_int8.tflite"
         path.write_bytes(data)
         arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_int8", path.name,
@@ -74,21 +100,75 @@ def int8_model(ctx: BuildContext) -> TfliteArtifact:
     return ctx.artifact("tflite_int8", build)
 
 
-def _step_model(ctx: BuildContext) -> TfliteArtifact:
-    from ..tflite.export import step_int8_tflite
+def int16x8_model(ctx: BuildContext) -> TfliteArtifact:
+    """``model_int16x8.tflite`` (int16 activations, int8 weights) and its TFLM sources."""
+    from ..tflite.family_int8 import CALIBRATION, family_int8_tflite
 
     def build() -> TfliteArtifact:
-        data = step_int8_tflite(ctx.weights, ctx.calibration_ids(500), ctx.seed)
+        data = family_int8_tflite(ctx.ir, ctx.calibration_inputs(CALIBRATION), "int16x8")
+        path = ctx.out_dir / "model_int16x8.tflite"
+        path.write_bytes(data)
+        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_int16x8", path.name,
+                                   prefix="model_int16x8", task=ctx.ir.task)
+        return TfliteArtifact(path, data, arena)
+
+    return ctx.artifact("tflite_int16x8", build)
+
+
+def _step_model(ctx: BuildContext) -> TfliteArtifact:
+    """``model_step_int8.tflite``: the seed's step model, or the family's for a streamable model."""
+    from ..tflite.export import step_int8_tflite
+    from ..tflite.family_step import family_step_tflite, output_names
+
+    def build() -> TfliteArtifact:
+        if seed_shape_problem(ctx.ir) is None:
+            data = step_int8_tflite(ctx.weights, ctx.calibration_ids(500), ctx.seed)
+            states: tuple[StateTensor, ...] = (StateTensor(
+                input=io_index(data, "input", "state"),
+                output=io_index(data, "output", "new_state"),
+                what=f"GRU hidden state ({ctx.weights.units} units)"),)
+        else:
+            data = family_step_tflite(ctx.ir, ctx.calibration_inputs(500), ctx.seed)
+            states = _family_states(ctx.ir, output_names(ctx.ir))
         path = ctx.out_dir / "model_step_int8.tflite"
         path.write_bytes(data)
-        state = StateTensor(input=io_index(data, "input", "state"),
-                            output=io_index(data, "output", "new_state"),
-                            what=f"GRU hidden state ({ctx.weights.units} units)")
         arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_step_int8", path.name,
-                                   prefix="model_step_int8", task=ctx.ir.task, states=(state,))
+                                   prefix="model_step_int8", task=ctx.ir.task, states=states)
         return TfliteArtifact(path, data, arena)
 
     return ctx.artifact("tflite_step_int8", build)
+
+
+def _step_int16x8_model(ctx: BuildContext) -> TfliteArtifact:
+    """``model_step_int16x8.tflite``: the family step model with int16 activations and states."""
+    from ..tflite.family_step import family_step_tflite, output_names
+
+    def build() -> TfliteArtifact:
+        data = family_step_tflite(ctx.ir, ctx.calibration_inputs(500), ctx.seed, "int16x8")
+        path = ctx.out_dir / "model_step_int16x8.tflite"
+        path.write_bytes(data)
+        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_step_int16x8",
+                                   path.name, prefix="model_step_int16x8", task=ctx.ir.task,
+                                   states=_family_states(ctx.ir, output_names(ctx.ir)))
+        return TfliteArtifact(path, data, arena)
+
+    return ctx.artifact("tflite_step_int16x8", build)
+
+
+def _family_states(model: ModelIR, outputs: list[str]) -> tuple[StateTensor, ...]:
+    """Input ``k + 1`` is GRU layer ``k``'s state (then the running max), fed from its output."""
+    from ..ir import GRU
+    from ..tflite.family_step import MAX_START
+
+    grus = [x for x in model.layers if isinstance(x, GRU)]
+    states = [StateTensor(input=k + 1, output=outputs.index(f"new_state_{k}"),
+                          what=f"GRU layer {k} ('{g.name}') hidden state ({g.units} units)")
+              for k, g in enumerate(grus)]
+    if "new_max_state" in outputs:
+        states.append(StateTensor(input=len(grus) + 1, output=outputs.index("new_max_state"),
+                                  what="running max over time (GlobalMaxPooling1D)",
+                                  initial=MAX_START))
+    return tuple(states)
 
 
 def lsb_histogram(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
@@ -107,6 +187,12 @@ def _build_float(ctx: BuildContext) -> StageRunner:
                        size_bytes=len(art.data), batch_size=500)
 
 
+def _size_metrics(ctx: BuildContext, data: bytes) -> dict[str, Any]:
+    params = ctx.ir.parameter_count
+    return {"size_breakdown": size_breakdown(data), "parameters": params,
+            "size_per_parameter": len(data) / params}
+
+
 def _build_litert(ctx: BuildContext) -> StageRunner:
     from ..runners.litert import LiteRTModel
 
@@ -114,75 +200,129 @@ def _build_litert(ctx: BuildContext) -> StageRunner:
     mode = ctx.options("tflite_int8_litert").get("mode", "xnnpack")
     model = LiteRTModel(art.data, mode)
 
-    def predict(ids: np.ndarray) -> np.ndarray:
-        raw = model.raw_outputs(np.asarray(ids, np.int32))
+    def predict(x: np.ndarray) -> np.ndarray:
+        raw = model.raw_output_rows(_inputs(ctx, x))
         ctx.shared.setdefault("litert_int8_raw", []).append(raw)
-        return model.predict_raw(raw)
+        return dequantize(raw, model.outputs[0])
 
-    def extra(ids: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-        return {"size_breakdown": size_breakdown(art.data),
-                "parameters": ctx.weights.parameter_count,
-                "size_per_parameter": len(art.data) / ctx.weights.parameter_count}
+    def extra(x: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+        return _size_metrics(ctx, art.data)
 
     ctx.shared.pop("litert_int8_raw", None)
     return StageRunner(predict=predict, artifact=art.path, size_bytes=len(art.data),
                        batch_size=500, extra_metrics=extra, info={"litert_mode": mode})
 
 
-def _build_tflm(ctx: BuildContext) -> StageRunner:
+def _inputs(ctx: BuildContext, x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, np.int32 if ctx.ir.input.kind == "tokens" else np.float32)
+
+
+def _tflm_runner(ctx: BuildContext, art: TfliteArtifact, litert_key: str | None) -> StageRunner:
+    """TFLM on an unrolled model, cross-checked against LiteRT bit for bit and against a rerun."""
     from ..runners.litert import LiteRTModel
     from ..runners.tflm import TflmModel
 
-    art = int8_model(ctx)
     assert art.arena is not None
-    model = TflmModel(art.data, art.arena.size)
+    arena = art.arena
+    model = TflmModel(art.data, arena.size)
     raws: list[np.ndarray] = []
 
-    def predict(ids: np.ndarray) -> np.ndarray:
-        raw = model.raw_outputs(np.asarray(ids, np.int32))
+    def predict(x: np.ndarray) -> np.ndarray:
+        raw = model.raw_output_rows(_inputs(ctx, x))
         raws.append(raw)
-        return model.predict_raw(raw)
+        return dequantize(raw, model.outputs[0])
 
-    def extra(ids: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    def extra(x: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+        x = _inputs(ctx, x)
         tflm = np.concatenate(raws)
-        cached = ctx.shared.get("litert_int8_raw")
+        cached = ctx.shared.get(litert_key) if litert_key else None
         litert = np.concatenate(cached) if cached else np.array([])
         if len(litert) != len(tflm):
-            litert = LiteRTModel(art.data).raw_outputs(np.asarray(ids, np.int32))
-        again = TflmModel(art.data, art.arena.size).raw_outputs(ids[:RERUN_CHECK])
+            litert = LiteRTModel(art.data).raw_output_rows(x)
+        again = TflmModel(art.data, arena.size).raw_output_rows(x[:RERUN_CHECK])
         diff = np.abs(litert.astype(np.int64) - tflm.astype(np.int64))
+        agreement: dict[str, float] = {}
+        if ctx.ir.task.kind != "regression":  # a regression model takes no decisions
+            same = decisions(ctx.ir.task, dequantize(litert, model.outputs[0])) == decisions(
+                ctx.ir.task, dequantize(tflm, model.outputs[0]))
+            agreement["decision_agreement_vs_litert"] = float(np.mean(same)) if same.size else 1.0
         return {
             "lsb_histogram_vs_litert": lsb_histogram(litert, tflm),
-            "max_lsb_vs_litert": int(diff.max()),
-            "within_8_lsb_vs_litert": float(np.mean(diff <= 8)),
-            "decision_agreement_vs_litert": float(np.mean((litert > 0) == (tflm > 0))),
-            "rerun_mismatches": int(np.sum(again != tflm[: len(again)])),
-            "arena_bytes": art.arena.size,
-            "arena_measured_min_bytes": art.arena.minimum,
-            "arena_used_bytes_reported": art.arena.recorded,
+            "max_lsb_vs_litert": int(diff.max()) if diff.size else 0,
+            "within_8_lsb_vs_litert": float(np.mean(diff <= 8)) if diff.size else 1.0,
+            **agreement,
+            "rerun_mismatches": int(np.sum(np.any(again != tflm[: len(again)], axis=-1))),
+            "arena_bytes": arena.size,
+            "arena_measured_min_bytes": arena.minimum,
+            "arena_used_bytes_reported": arena.recorded,
+            **_size_metrics(ctx, art.data),
         }
+
+    folder = art.path.stem
+    return StageRunner(predict=predict, artifact=art.path, size_bytes=len(art.data),
+                       batch_size=250, extra_metrics=extra,
+                       info={"tflm_sources": f"tflm/{folder}", "arena_bytes": arena.size})
+
+
+def _build_tflm(ctx: BuildContext) -> StageRunner:
+    return _tflm_runner(ctx, int8_model(ctx), "litert_int8_raw")
+
+
+def _build_int16x8(ctx: BuildContext) -> StageRunner:
+    return _tflm_runner(ctx, int16x8_model(ctx), None)
+
+
+def step_int16x8_supports(model: ModelIR) -> str | None:
+    """A 16x8 step model needs a model that streams and that 16x8 takes."""
+    return step_supports(model) or int16x8_supports(model)
+
+
+def _build_step_int16x8(ctx: BuildContext) -> StageRunner:
+    from ..runners.tflm import TflmFamilyStepModel
+    from ..tflite.family_step import output_names
+
+    art = _step_int16x8_model(ctx)
+    assert art.arena is not None
+    arena = art.arena
+    model = TflmFamilyStepModel(art.data, output_names(ctx.ir), arena.size)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return model.predict_outputs(_inputs(ctx, x))
+
+    def extra(x: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+        return {"arena_bytes": arena.size, "arena_measured_min_bytes": arena.minimum,
+                "arena_used_bytes_reported": arena.recorded, **_size_metrics(ctx, art.data),
+                "invokes_per_review": int(x.shape[1])}
 
     return StageRunner(predict=predict, artifact=art.path, size_bytes=len(art.data),
                        batch_size=250, extra_metrics=extra,
-                       info={"tflm_sources": "tflm/model_int8", "arena_bytes": art.arena.size})
+                       info={"tflm_sources": "tflm/model_step_int16x8", "arena_bytes": arena.size})
 
 
 def _build_step(ctx: BuildContext) -> StageRunner:
-    from ..runners.tflm import TflmStepModel
+    from ..runners.tflm import TflmFamilyStepModel, TflmStepModel
+    from ..tflite.family_step import output_names
 
     art = _step_model(ctx)
     assert art.arena is not None
-    model = TflmStepModel(art.data, art.arena.size)
+    arena = art.arena
+    if seed_shape_problem(ctx.ir) is None:
+        predict = TflmStepModel(art.data, arena.size).predict
+    else:
+        family = TflmFamilyStepModel(art.data, output_names(ctx.ir), arena.size)
 
-    def extra(ids: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-        return {"arena_bytes": art.arena.size, "arena_measured_min_bytes": art.arena.minimum,
-                "arena_used_bytes_reported": art.arena.recorded,
+        def predict(x: np.ndarray) -> np.ndarray:
+            return family.predict_outputs(_inputs(ctx, x))
+
+    def extra(x: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+        return {"arena_bytes": arena.size, "arena_measured_min_bytes": arena.minimum,
+                "arena_used_bytes_reported": arena.recorded,
                 "size_breakdown": size_breakdown(art.data),
-                "invokes_per_review": int(ids.shape[1])}
+                "invokes_per_review": int(x.shape[1])}
 
-    return StageRunner(predict=model.predict, artifact=art.path, size_bytes=len(art.data),
+    return StageRunner(predict=predict, artifact=art.path, size_bytes=len(art.data),
                        batch_size=250, extra_metrics=extra,
-                       info={"tflm_sources": "tflm/model_step_int8", "arena_bytes": art.arena.size})
+                       info={"tflm_sources": "tflm/model_step_int8", "arena_bytes": arena.size})
 
 
 STAGES = [
@@ -215,7 +355,27 @@ STAGES = [
         kind="quantized",
         runtime="tflite-micro",
         build=_build_step,
-        supports=int8_supports,
+        supports=step_supports,
         description="streaming one-step int8 model in TFLite Micro, invoked once per token",
+    ),
+    Stage(
+        name="tflite_int16x8_tflm",
+        kind="quantized",
+        runtime="tflite-micro",
+        build=_build_int16x8,
+        supports=int16x8_supports,
+        opt_in=True,
+        description="unrolled model with int16 activations and int8 weights (16x8) in TFLite "
+        "Micro (model_int16x8.tflite), cross-checked against LiteRT",
+    ),
+    Stage(
+        name="tflite_step_int16x8_tflm",
+        kind="quantized",
+        runtime="tflite-micro",
+        build=_build_step_int16x8,
+        supports=step_int16x8_supports,
+        opt_in=True,
+        description="streaming step model with int16 activations and states (16x8) in TFLite "
+        "Micro (model_step_int16x8.tflite)",
     ),
 ]

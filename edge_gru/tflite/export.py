@@ -33,16 +33,30 @@ STEP_CALIBRATION_PAIRS = 4000
 
 
 def convert_function(
-    fn: Any, representative: Callable[[], Iterator[list[np.ndarray]]] | None) -> bytes:
+    fn: Any, representative: Callable[[], Iterator[list[np.ndarray]]] | None,
+    precision: str = "int8",
+) -> bytes:
+    """Convert a ``tf.function``: float32 without ``representative``, else full integer.
+
+    ``precision`` ``"int8"``: int8 activations (``TFLITE_BUILTINS_INT8``); ``"int16x8"``:
+    int16 activations with int8 weights
+    (``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``). Integer models take
+    and return the activation type (int32 token ids stay int32).
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
     if representative is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if precision == "int16x8":
+            ops = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            io_type = tf.int16
+        else:
+            ops, io_type = tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.int8
+        converter.target_spec.supported_ops = [ops]
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
     return bytes(converter.convert())
 
 

@@ -70,10 +70,15 @@ class _Mask:
 class _Graph:
     """Builds the unrolled ops of one model inside a ``tf.function`` trace."""
 
-    def __init__(self, model: ir.ModelIR, batch: int, tap: Tap) -> None:
+    def __init__(self, model: ir.ModelIR, batch: int, tap: Tap, integer: bool = False) -> None:
         import tensorflow as tf
 
         self.tf = tf
+        self.integer = integer
+        # The step model (edge_gru.tflite.family_step): each direction starts from its
+        # state input instead of h_0 = 0, and its last state is a graph output.
+        self.initial_states: list[Any] | None = None
+        self.final_states: list[Any] = []
         self.model = model
         self.batch = batch
         self.steps = model.input.timesteps
@@ -84,6 +89,8 @@ class _Graph:
     def rows_mask(self, full: Any) -> _Mask:
         tf = self.tf
         mc_full = tf.subtract(1.0, full, name="mask_not")
+        if self.steps == 1:  # the step model: no SPLIT into one row (fewer TFLM operators)
+            return _Mask(full, [full], [mc_full])
         m = tf.split(full, self.steps, axis=1, name="mask_rows")
         mc = tf.split(mc_full, self.steps, axis=1, name="mask_not_rows")
         return _Mask(full, list(m), list(mc))
@@ -106,7 +113,11 @@ class _Graph:
 
     def masking(self, layer: ir.Masking, x: Any) -> tuple[Any, _Mask]:
         tf = self.tf
-        ne = tf.cast(tf.not_equal(x, np.float32(layer.mask_value)), tf.float32, name="ne")
+        if self.integer:  # x - v: the mask value lands on the zero point, which is exact
+            diff = tf.subtract(x, np.float32(layer.mask_value), name="mask_diff")
+            ne = tf.cast(tf.not_equal(diff, np.float32(0.0)), tf.float32, name="ne")
+        else:
+            ne = tf.cast(tf.not_equal(x, np.float32(layer.mask_value)), tf.float32, name="ne")
         keep = tf.reduce_max(ne, axis=-1, keepdims=True, name="keep")
         x = tf.multiply(x, keep, name="masked")
         return x, self.rows_mask(tf.reshape(keep, [self.batch, self.steps], name="mask"))
@@ -115,6 +126,8 @@ class _Graph:
     def flat(self, src: Any | list[Any]) -> Any:
         """``(B, T, D)`` tensor or T rows ``(B, D)`` -> ``(T * B, D)``, step-major."""
         tf = self.tf
+        if isinstance(src, list) and len(src) == 1 and self.batch == 1:
+            return src[0]  # the step model's one row is already (T * B, D)
         if isinstance(src, list):  # PACK, not CONCATENATION: TFLM concatenates <= 10 inputs
             src = tf.stack(src, axis=0)
         elif self.batch > 1:
@@ -126,8 +139,11 @@ class _Graph:
         tf = self.tf
         pzr = tf.add(tf.matmul(x2, tf.constant(p.w_zr)), tf.constant(p.b_zr), name=f"g{k}_pzr")
         ph = tf.add(tf.matmul(x2, tf.constant(p.w_h)), tf.constant(p.b_h), name=f"g{k}_ph")
-        rows_zr = tf.split(self.tap(pzr, f"g{k}_pzr"), self.steps, axis=0, name=f"g{k}_rows_zr")
-        rows_h = tf.split(self.tap(ph, f"g{k}_ph"), self.steps, axis=0, name=f"g{k}_rows_h")
+        pzr, ph = self.tap(pzr, f"g{k}_pzr"), self.tap(ph, f"g{k}_ph")
+        if self.steps == 1:  # the step model: the projection is the one row
+            return [pzr], [ph]
+        rows_zr = tf.split(pzr, self.steps, axis=0, name=f"g{k}_rows_zr")
+        rows_h = tf.split(ph, self.steps, axis=0, name=f"g{k}_rows_h")
         return list(rows_zr), list(rows_h)
 
     def step(self, p: GruParams, c: dict[str, Any], xzr: Any, xh: Any, h: Any | None,
@@ -175,7 +191,7 @@ class _Graph:
         rows_zr, rows_h = self.project(p, x2, k)
         c = {"u_zr": tf.constant(p.u_zr), "u_h": tf.constant(p.u_h), "rb_h": tf.constant(p.rb_h)}
         order = range(self.steps - 1, -1, -1) if p.go_backwards else range(self.steps)
-        h: Any | None = None
+        h: Any | None = self.initial_states[k] if self.initial_states is not None else None
         outputs = []
         for s, t in enumerate(order):
             name = f"g{k}_s{s}"
@@ -185,13 +201,15 @@ class _Graph:
             elif h is None:
                 h = self.tap(tf.multiply(mask.m[t], new, name=f"{name}_keep"), f"{name}_keep")
             else:
-                kept = tf.add(tf.multiply(mask.m[t], new), tf.multiply(mask.mc[t], h),
+                kept = tf.add(tf.multiply(mask.m[t], new, name=f"{name}_keep_new"),
+                              tf.multiply(mask.mc[t], h, name=f"{name}_keep_old"),
                               name=f"{name}_keep")
                 h = self.tap(kept, f"{name}_keep")
             out = h
             if zero_masked and mask is not None:
                 out = tf.multiply(h, mask.m[t], name=f"{name}_out")
             outputs.append(out)
+        self.final_states.append(h)
         return outputs
 
     def merge(self, a: Any, b: Any, mode: str, name: str) -> Any:
@@ -235,6 +253,8 @@ class _Graph:
         masked = [tf.multiply(r, m) for r, m in zip(rows, mask.m)]
         total = tf.reduce_sum(tf.stack(masked, axis=1), axis=1, name="masked_sum")
         count = tf.reduce_sum(mask.full, axis=1, keepdims=True, name="mask_count")
+        if self.integer:  # an integer DIV cannot divide by 0: an all-masked row gives 0
+            count = tf.maximum(count, np.float32(1.0), name="mask_count_1")
         return tf.divide(total, count, name="mean_pool")  # 0 / 0 = NaN, as Keras
 
     def dense(self, layer: ir.Dense, h: Any, index: int) -> Any:
@@ -293,10 +313,15 @@ def input_spec(model: ir.ModelIR, batch: int) -> Any:
                          name="features")
 
 
-def family_function(model: ir.ModelIR, batch: int = 1, tap: Tap = _no_tap) -> Any:
+def family_function(model: ir.ModelIR, batch: int = 1, tap: Tap = _no_tap,
+                    integer: bool = False) -> Any:
     """A ``tf.function`` ``x (batch, T[, F]) -> outputs (batch, K) float32``.
 
     ``batch == 1`` is the TFLM graph; a larger batch evaluates many examples per call.
+    ``integer`` builds the variant for full-integer conversion: ``Masking`` compares
+    ``x - mask_value`` with 0 (the quantized input need not hold ``mask_value`` exactly,
+    zero it holds), and a masked mean divides by ``max(count, 1)`` (integer DIV rejects 0;
+    an all-masked row gives 0 instead of Keras' NaN).
     """
     import tensorflow as tf
 
@@ -305,7 +330,7 @@ def family_function(model: ir.ModelIR, batch: int = 1, tap: Tap = _no_tap) -> An
 
     @tf.function(input_signature=[input_spec(model, batch)], autograph=False)
     def outputs(x: Any) -> Any:
-        return _Graph(model, batch, tap).build(x)
+        return _Graph(model, batch, tap, integer).build(x)
 
     return outputs
 

@@ -105,25 +105,38 @@ class _Graph:
         self.g.outputs = [alias.get(i, i) for i in self.g.outputs]
 
     def requantize_biases(self) -> None:
-        """Give each FULLY_CONNECTED bias the scale its (possibly new) input scale implies."""
+        """Give each FULLY_CONNECTED bias the scale its (possibly new) input scale implies.
+
+        FULLY_CONNECTED operators with equal weights (by content), equal new input scale
+        and the same float bias (to 1e-4 of its largest value: each step rounded it to its
+        own scale) get one bias tensor, so unrolled steps given one input scale share it.
+        """
         fc = self.s.BuiltinOperator.FULLY_CONNECTED
-        done: dict[tuple[int, float], int] = {}  # (weights, new input scale) -> bias tensor
+        done: dict[tuple[bytes, float, bytes], int] = {}  # -> bias tensor
         for op, orig_inputs in zip(self.g.operators, self.orig_inputs):
             if self.codes[op.opcodeIndex] != fc or len(op.inputs) < 3 or op.inputs[2] < 0:
                 continue
             old_in = self.orig_q[orig_inputs[0]]
             new_in = _q(self.g.tensors[op.inputs[0]])
-            if old_in is None or new_in is None or old_in[0] == new_in[0]:
+            if old_in is None or new_in is None:
                 continue
+            bias = self.g.tensors[op.inputs[2]]
+            dtype = np.int64 if bias.type == self.s.TensorType.INT64 else np.int32  # 16x8: int64
+            values = np.frombuffer(bytes(self.m.buffers[bias.buffer].data), dtype)
+            real = values.astype(np.float64) * np.asarray(bias.quantization.scale, np.float64)
+            weights = self.g.tensors[op.inputs[1]]
+            top = float(np.abs(real).max()) or 1.0  # steps' biases differ by their rounding
+            key = (bytes(self.m.buffers[weights.buffer].data), new_in[0],
+                   np.round(real / top, 4).tobytes())
             op.inputs = list(op.inputs)
-            key = (op.inputs[1], new_in[0])
             if key in done:  # the same float bias: re-quantize it once, for every step
                 op.inputs[2] = done[key]
                 continue
-            bias = self.g.tensors[op.inputs[2]]
-            values = np.frombuffer(bytes(self.m.buffers[bias.buffer].data), np.int32)
+            if old_in[0] == new_in[0]:
+                done[key] = op.inputs[2]
+                continue
             ratio = np.float64(old_in[0]) / np.float64(new_in[0])
-            new_values = np.round(values.astype(np.float64) * ratio).astype(np.int32)
+            new_values = np.round(values.astype(np.float64) * ratio).astype(dtype)
             buf = self.s.BufferT()
             buf.data = np.frombuffer(new_values.tobytes(), np.uint8)
             self.m.buffers.append(buf)
@@ -145,7 +158,8 @@ class _Graph:
                 qkey = None if q is None or q.scale is None else (
                     tuple(np.asarray(q.scale).tolist()), tuple(np.asarray(q.zeroPoint).tolist()),
                     q.quantizedDimension)
-                key = (t.type, tuple(t.shape), bytes(m.buffers[t.buffer].data), qkey)
+                shape = () if t.shape is None else tuple(t.shape)  # a scalar may have none
+                key = (t.type, shape, bytes(m.buffers[t.buffer].data), qkey)
                 alias[i] = const_of.setdefault(key, i)
 
         self.redirect(alias)

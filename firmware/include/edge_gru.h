@@ -40,14 +40,18 @@
 extern "C" {
 #endif
 
+/* Arrays of int16 hold an even number of elements so that each starts 4-byte aligned:
+ * the Cortex-M4 path loads pairs with LDRD, which faults on an unaligned address. */
+#define EDGE_GRU_EVEN(n) (((n) + 1) & ~1)
+
 /* Caller-owned state: hidden state plus scratch, nothing else is mutable. */
 typedef struct {
-    uint32_t steps;                   /* tokens consumed since edge_gru_init */
-    int16_t h[EDGE_GRU_UNITS];        /* hidden state, Q0.15 */
-    int16_t x[EDGE_GRU_EMBED];        /* scratch: embedded token, Q(15-EMB_EXP).EMB_EXP */
-    int16_t t[EDGE_GRU_UNITS];        /* scratch: next state (reset_after) or r * h (Q0.15) */
+    uint32_t steps;                          /* tokens consumed since edge_gru_init */
+    int16_t h[EDGE_GRU_EVEN(EDGE_GRU_UNITS)]; /* hidden state, Q0.15 */
+    int16_t x[EDGE_GRU_EVEN(EDGE_GRU_EMBED)]; /* scratch: embedded token, Q(15-EMB_EXP).EMB_EXP */
+    int16_t t[EDGE_GRU_EVEN(EDGE_GRU_UNITS)]; /* scratch: next state (reset_after) or r * h */
 #if !EDGE_GRU_RESET_AFTER
-    int16_t z[EDGE_GRU_UNITS];        /* scratch: update gate, Q0.15 */
+    int16_t z[EDGE_GRU_EVEN(EDGE_GRU_UNITS)]; /* scratch: update gate, Q0.15 */
     int32_t x2[EDGE_GRU_UNITS];       /* scratch: candidate input accumulators (x W_h) */
 #endif
 } edge_gru_state;

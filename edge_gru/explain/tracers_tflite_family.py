@@ -1,0 +1,64 @@
+"""Tracer for the GRU-family step model (:mod:`edge_gru.tflite.family_step`) in TFLite Micro.
+
+The step model returns every GRU layer's state after each call, so the trace holds every
+layer at every step (dequantized with each state tensor's scale and zero point); gates are
+inside the call and not read here. The unrolled family model shares its step tensors like
+the seed's: the seed's tracers report its last state only, and so does this module not
+add one for it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import GRU
+from ..runners.common import dequantize
+from ..weights import seed_shape_problem
+from .traces import LayerTrace, NotTraceable, StageTrace, TraceSource, register
+
+
+@register("tflite_step_int8_tflm")
+def trace_family_step(source: TraceSource, x: np.ndarray) -> StageTrace:
+    """Each layer's state after every step; the output after the last one."""
+    from ..runners.tflm import TflmFamilyStepModel
+    from ..tflite.family_step import output_names
+
+    model = source.ir
+    if seed_shape_problem(model) is None:
+        raise NotTraceable("the seed shape has its own step tracer")
+    data = source.artifact("model_step_int8.tflite").read_bytes()
+    names = output_names(model)
+    step = TflmFamilyStepModel(data, names, arena_size=1 << 20)
+    grus = [layer for layer in model.layers if isinstance(layer, GRU)]
+    x = np.asarray(x, np.int32 if model.input.kind == "tokens" else np.float32)
+    n, steps = x.shape[:2]
+    states = [np.empty((n, steps, g.units)) for g in grus]
+    outputs = np.empty((n, model.task.outputs))
+    state_outputs = [names.index(f"new_state_{k}") for k in range(len(grus))]
+    detail = step.inputs[0]
+    for i, row in enumerate(x):
+        carried = list(step.start)
+        for t, value in enumerate(row):
+            step.interp.set_input(_input(value, detail), 0)
+            for k, s in enumerate(carried):
+                step.interp.set_input(s, k + 1)
+            step.interp.invoke()
+            carried = [np.array(step.interp.get_output(j)) for j in step.feedback]
+            for k, j in enumerate(state_outputs):
+                states[k][i, t] = dequantize(np.array(step.interp.get_output(j)).reshape(-1),
+                                             step.outputs[j])
+        outputs[i] = dequantize(np.array(step.interp.get_output(step.result)).reshape(-1),
+                                step.outputs[step.result])
+    return StageTrace(
+        stage="tflite_step_int8_tflm",
+        outputs=outputs,
+        layers=tuple(LayerTrace(g.name, s, np.arange(steps)) for g, s in zip(grus, states)),
+        how="model_step_int8.tflite in TFLite Micro, one invoke per step, every layer's state",
+        limits="gates are inside the call: states only",
+    )
+
+
+def _input(value: np.ndarray, detail: dict) -> np.ndarray:
+    from ..runners.common import quantize
+
+    return quantize(np.asarray(value).reshape(detail["shape"]), detail)
