@@ -26,6 +26,7 @@ from edge_gru.runners.tflm import TflmFamilyStepModel, TflmModel, registered_ops
 from edge_gru.tflite.family_int8 import family_int8_tflite, int16x8_problem, raw_family_tflite
 from edge_gru.tflite.family_rewrite import share_family_steps
 from edge_gru.tflite.family_step import family_step_tflite, output_names, step_problem
+from edge_gru.tflite.flatbuffer_io import read_model
 
 CONSTRUCTS = (
     "features_gru_softmax", "tokens_gru_logits", "stacked_three_tokens", "seq_flatten",
@@ -95,6 +96,9 @@ def test_int16x8_runs_in_tflm_and_beats_int8(name: str) -> None:
     assert set(ops) <= registered_ops()
     if m.input.kind == "tokens":
         assert "QUANTIZE" in ops  # the int8 table, requantized to int16 after the GATHER
+        table = m.layers[0].table
+        sizes = [len(b.data) for b in read_model(data).buffers if b.data is not None]
+        assert table.size in sizes and 2 * table.size not in sizes  # no dead int16 table
     tflm = TflmModel(data, ARENA)
     t = tflm.raw_output_rows(z.x)
     assert tflm.outputs[0]["dtype"] == np.int16

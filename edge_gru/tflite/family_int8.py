@@ -139,8 +139,9 @@ def family_int8_tflite(model: ir.ModelIR, calibration: np.ndarray,
     from .int8_embedding import int8_embedding_tables
 
     raw = raw_family_tflite(model, calibration, precision)
-    shared = share_family_steps(raw, unify_roles=precision == "int16x8")
-    return int8_embedding_tables(shared) if precision == "int16x8" else shared
+    if precision == "int16x8":  # before the compaction, which then drops the int16 table
+        raw = int8_embedding_tables(raw)
+    return share_family_steps(raw, unify_roles=precision == "int16x8")
 
 
 def int16x8_problem(model: ir.ModelIR) -> str | None:

@@ -148,13 +148,12 @@ def family_step_tflite(model: ir.ModelIR, calibration: np.ndarray, seed: int,
     def representative() -> Iterator[list[np.ndarray]]:
         yield from samples
 
-    data = unify_states(convert_function(step_function(model), representative, precision),
-                        model)
-    if precision == "int16x8":
+    data = convert_function(step_function(model), representative, precision)
+    if precision == "int16x8":  # before the compaction, which then drops the int16 table
         from .int8_embedding import int8_embedding_tables
 
         data = int8_embedding_tables(data)
-    return data
+    return unify_states(data, model)
 
 
 def output_names(model: ir.ModelIR) -> list[str]:

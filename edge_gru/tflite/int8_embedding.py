@@ -10,7 +10,9 @@ QUANTIZE operator (int8 -> int16; TFLM and LiteRT both implement this requantiza
     GATHER(int16 table, ids) -> x16      becomes
     GATHER(int8 table, ids) -> x8 ; QUANTIZE(x8) -> x16
 
-It also halves the table's bytes. Nothing else in the graph changes.
+It also halves the table's bytes once the old table is dropped: run it before a compaction
+(:meth:`edge_gru.tflite.rewrite._Graph.compact`), which removes unused tensors and buffers.
+Nothing else in the graph changes.
 """
 
 from __future__ import annotations
