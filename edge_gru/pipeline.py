@@ -298,6 +298,19 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
             "model": _model_meta(ir, opts.model is None, recipe),
             "float_model": MODEL_FILE,
         }
-        doc = write_report(tmp, results, baseline, meta, localisation)
+        doc = write_report(tmp, results, baseline, meta, localisation,
+                           can_take=lambda stage: _stage_problem(stage, ir))
+        if doc.get("advice"):
+            say(f"advice: {doc['advice']}")
         write_bundle(ctx, doc)
     return ConvertResult(out=opts.out, report=doc, stages=results, task=ir.task)
+
+
+def _stage_problem(name: str, model: model_ir.ModelIR) -> str | None:
+    """Why the registered stage ``name`` cannot take ``model`` (one line), or None."""
+    from .stages import all_stages
+
+    stage = next((s for s in all_stages() if s.name == name), None)
+    if stage is None or stage.supports is None:
+        return None
+    return stage.supports(model)

@@ -69,3 +69,14 @@ def test_imdb_stars_text_regression(tmp_path: Path, data_dir: Path) -> None:
     stages = _float_stages_pass(report)
     assert abs(stages["onnx_float"]["rmse"] - report["float_rmse"]) < 1e-5
     assert "RMSE change" in (out / "report.md").read_text()
+
+
+def test_recipe_and_data_of_different_kinds_is_one_line(tmp_path: Path, data_dir: Path,
+                                                        capsys) -> None:
+    """A feature recipe given token data (and back) stops before training, exit 2."""
+    out = tmp_path / "out"
+    code = main(["--recipe", "basic_motions", "--data", str(data_dir / "imdb.npz"),
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert err.count("\n") == 0 and "token ids (N, T)" in err and "Normalization" in err

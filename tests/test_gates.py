@@ -117,7 +117,7 @@ def test_precision_advice_names_16x8_only_when_it_helps() -> None:
                            breaches=breaches or [], skipped=skipped, size_bytes=1000,
                            extra=dict(extra))
 
-    bad = row("tflite_step_int8_tflm", ["agreement 0.98 < 0.99"])
+    bad = row("tflite_step_int8_tflm", ["tflite_step_int8_tflm: agreement 0.98 < 0.99"])
     assert precision_advice([row("tflite_int8_tflm"), row("tflite_int16x8_tflm")]) is None
     advice = precision_advice([bad, row("tflite_step_int16x8_tflm", arena_bytes=4096)])
     assert advice is not None and "deploy model_step_int16x8.tflite" in advice
@@ -126,7 +126,12 @@ def test_precision_advice_names_16x8_only_when_it_helps() -> None:
     assert not_run is not None and "--stages ...,tflite_step_int16x8_tflm" in not_run
     skipped = precision_advice([bad, row("tflite_step_int16x8_tflm", skipped="no Masking")])
     assert skipped is not None and "cannot help (no Masking)" in skipped
-    both = precision_advice([bad, row("tflite_step_int16x8_tflm", ["agreement"])])
+    both = precision_advice([bad, row("tflite_step_int16x8_tflm", ["x: agreement"])])
     assert both is not None and "both breach" in both
-    two = precision_advice([bad, row("tflite_int8_litert", ["agreement"])])
+    litert = row("tflite_int8_litert", ["tflite_int8_litert: agreement 0.9 < 0.99"])
+    two = precision_advice([bad, litert])
     assert two is not None and two.count("breach") == 2 and "\n" not in two
+    cannot = precision_advice([bad], lambda stage: "16x8: no int16 REDUCE_MAX")
+    assert cannot is not None and "cannot help (16x8: no int16 REDUCE_MAX)" in cannot
+    arena = row("tflite_step_int8_tflm", ["tflite_step_int8_tflm: arena_bytes 20000 > 16384"])
+    assert precision_advice([arena]) is None  # more activation bits do not shrink an arena

@@ -207,3 +207,35 @@ def test_int16x8_step_model_streams_with_int16_states() -> None:
                                ARENA)
     err8 = np.abs(int8.predict_outputs(z.x) - ref).max()
     assert err16 < err8 / 2, (err16, err8)
+
+
+def test_arena_of_a_long_pooled_model_is_measured_without_a_crash() -> None:
+    """TFLM's REDUCE kernels crash (not fail) in too small an arena: every probe that may
+    fail runs in a child process, so a T = 100 pooled model gets its arena measured."""
+    import keras
+
+    from edge_gru.codegen.tflm import measure_arena
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((100, 6)), keras.layers.GRU(8, return_sequences=True),
+                              keras.layers.GlobalMaxPooling1D(),
+                              keras.layers.Dense(4, activation="softmax")])
+    x = np.random.default_rng(0).normal(size=(20, 100, 6)).astype(np.float32)
+    data = family_int8_tflite(from_keras(model), x)
+    arena = measure_arena(data)
+    assert 64 * 1024 < arena.minimum < arena.size  # beyond the first probe: it doubled
+    out = TflmModel(data, arena.size).predict_outputs(x[:2])
+    assert np.allclose(out.sum(axis=1), 1.0, atol=0.02)
+
+
+@pytest.mark.parametrize("name", ["features_gru_softmax", "masking_bidirectional_seq"])
+def test_size_within_parameters_plus_16k_plus_per_step_bytes(name: str) -> None:
+    """The issue's bound: 1.10 x parameters + 16 KiB + T x (bytes one more step adds)."""
+    from edge_gru.tflite.family_int8 import bytes_per_step
+
+    z, m = _model(name)
+    calibration = np.concatenate([z.x] * 4)
+    data = family_int8_tflite(m, calibration)
+    per_step = bytes_per_step(m, calibration, data)
+    assert 0 < per_step < len(data) / m.input.timesteps  # sharing: a step is not a model
+    assert len(data) <= 1.10 * m.parameter_count + 16 * 1024 + m.input.timesteps * per_step

@@ -42,7 +42,8 @@ from .common import generated_header
 from .tflm_header import StateTensor, SymbolNames, header_comment, symbol_names
 
 ARENA_MARGIN = 1024  # bytes added to the measured minimum, then rounded up to 16
-REGENERATE = "python -m edge_gru.convert --stages tflite_int8_tflm,tflite_step_int8_tflm --out DIR"
+REGENERATE = ("python -m edge_gru.convert with the --recipe (or --model/--data) and --stages "
+              "of the run that wrote DIR/report.json, --out DIR")
 _METHOD_EXCEPTIONS = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D"}
 
 
@@ -112,8 +113,9 @@ def _run(model: bytes, arena: int) -> list[np.ndarray] | None:
 def _runs(model: bytes, arena: int) -> bool:
     """Whether TFLM allocates and invokes ``model`` in ``arena`` bytes, probed in a child.
 
-    Some TFLM kernels do not check a failed scratch allocation and crash the process
-    (seen: a GRU step model with MAXIMUM at a 4,096-byte arena, tflite-micro 0.dev2026),
+    Some TFLM kernels do not check a failed allocation and crash the process (seen: a
+    GRU step model at a 4,096-byte arena; REDUCE_MAX/MEAN's Init at 129,792 bytes for an
+    unrolled model that needs more; tflite-micro 0.dev2026),
     so a probe that may fail runs in a forked child; a signal counts as "does not run".
     """
     if not hasattr(os, "fork"):  # pragma: no cover - every platform we run on forks
@@ -144,10 +146,12 @@ MAX_ARENA = 64 * 1024 * 1024
 def measure_arena(model: bytes, upper: int | None = None) -> Arena:
     """Bisect the smallest ``arena_size`` with which TFLM allocates and invokes the model."""
     hi = upper or max(64 * 1024, 4 * len(model))
-    reference = _run(model, hi)
-    while reference is None and upper is None and hi < MAX_ARENA:
+    # Probed in a child: too small an arena crashes some TFLM kernels (REDUCE ops' Init).
+    runs = _runs(model, hi)
+    while not runs and upper is None and hi < MAX_ARENA:
         hi *= 2  # a model with many live step tensors (returned sequences) needs more
-        reference = _run(model, hi)
+        runs = _runs(model, hi)
+    reference = _run(model, hi) if runs else None
     if reference is None:
         raise RuntimeError(f"TFLM cannot run the model even with a {hi}-byte arena")
     lo = 0  # known failing

@@ -8,6 +8,8 @@ breaching int8 stage, whether to deploy its 16x8 model, run it, or look elsewher
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .harness import StageResult
 
 # int8 stage -> (its 16x8 counterpart, the file that counterpart ships)
@@ -18,10 +20,23 @@ COUNTERPART: dict[str, tuple[str, str]] = {
 }
 
 
-def _one(name: str, results: dict[str, StageResult]) -> str:
+# Breaches that more activation bits can cure (not, e.g., an arena or size bound).
+PRECISION_METRICS = ("agreement", "accuracy_drop_pp", "rmse_change_pct", "mae_change",
+                     "rmse_change", "mean_abs_diff", "max_abs_diff")
+
+
+def _precision_breach(r: StageResult) -> bool:
+    return any(b.startswith(f"{r.name}: {m} ") for b in r.breaches for m in PRECISION_METRICS)
+
+
+def _one(name: str, results: dict[str, StageResult],
+         can_take: Callable[[str], str | None]) -> str:
     wide, file = COUNTERPART[name]
     r = results.get(wide)
     if r is None:
+        why = can_take(wide)
+        if why is not None:
+            return f"{name} breaches and 16x8 cannot help ({why})"
         return f"{name} breaches: add the opt-in --stages ...,{wide} to try int16 activations"
     if r.skipped:
         return f"{name} breaches and 16x8 cannot help ({r.skipped})"
@@ -34,8 +49,14 @@ def _one(name: str, results: dict[str, StageResult]) -> str:
             "ONNX int8 (float GRU)")
 
 
-def precision_advice(results: list[StageResult]) -> str | None:
-    """One line when an int8 TFLite stage breaches its gates, else None."""
+def precision_advice(results: list[StageResult],
+                     can_take: Callable[[str], str | None] | None = None) -> str | None:
+    """One line when an int8 TFLite stage breaches an accuracy gate, else None.
+
+    ``can_take(stage)`` says why a 16x8 stage that did not run could not take the model
+    (its ``Stage.supports``), or None.
+    """
     by_name = {r.name: r for r in results}
-    lines = [_one(r.name, by_name) for r in results if r.name in COUNTERPART and r.breaches]
+    lines = [_one(r.name, by_name, can_take or (lambda stage: None)) for r in results
+             if r.name in COUNTERPART and _precision_breach(r)]
     return "; ".join(lines) + "." if lines else None

@@ -14,6 +14,7 @@ the stage's, in percentage points: positive means the stage is worse.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,8 @@ def stage_table(results: list[StageResult], task: Task | None = None) -> str:
 
 
 def build_json(
-    results: list[StageResult], baseline: Baseline, meta: dict[str, Any]
+    results: list[StageResult], baseline: Baseline, meta: dict[str, Any],
+    can_take: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
     breaches = [b for r in results for b in r.breaches]
     doc: dict[str, Any] = {
@@ -88,7 +90,7 @@ def build_json(
     errors = baseline.errors()
     if errors is not None:
         doc["float_mae"], doc["float_rmse"] = errors
-    advice = precision_advice(results)
+    advice = precision_advice(results, can_take)
     return {
         **doc,
         **meta,
@@ -206,13 +208,16 @@ def write_report(
     baseline: Baseline,
     meta: dict[str, Any],
     localisation: dict[str, Any] | None = None,
+    can_take: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
     """Write ``report.json``, ``report.md`` and the plots; return the JSON document.
 
     ``localisation`` (:func:`edge_gru.explain.run.localise`) adds the section "Where the
     drift comes from" (``report.json`` key ``where_drift_comes_from``, its own plot).
+    ``can_take(stage)`` (why a stage that did not run could not take the model) lets the
+    int8-vs-16x8 advice (:mod:`.advice`) say so.
     """
-    doc = build_json(results, baseline, meta)
+    doc = build_json(results, baseline, meta, can_take)
     if localisation is not None:
         from ..explain.run import JSON_KEY
 

@@ -79,11 +79,20 @@ def build_from_layers(
 ) -> Any:
     """A ``keras.Sequential`` from the layer tables; ``input_shape`` is ``(T,)`` or ``(T, F)``.
 
-    Raises :class:`EdgeGruError` for a layer type or argument Keras does not accept.
+    Raises :class:`EdgeGruError` for a layer type or argument Keras does not accept, and
+    when the first layer does not fit the data (an ``Embedding`` for token ids, anything
+    else for feature frames).
     """
     import keras
 
-    dtype = "int32" if len(input_shape) == 1 else "float32"
+    tokens = len(input_shape) == 1
+    first = str(layers[0].get("type", "?")) if layers else "?"
+    if tokens != (first == "Embedding"):
+        held = "token ids (N, T)" if tokens else f"feature frames (N, T, {input_shape[-1]})"
+        wants = "an Embedding first" if tokens else "no Embedding (it takes token ids)"
+        raise EdgeGruError(f"the data holds {held} but the recipe's first layer is {first}: "
+                           f"a model of such data needs {wants}")
+    dtype = "int32" if tokens else "float32"
     built = [_layer(spec, outputs, f"[[model.layers]] #{i}") for i, spec in enumerate(layers, 1)]
     model = keras.Sequential([keras.Input(shape=input_shape, dtype=dtype), *built], name=name)
     adapt_normalization(model, x_train)

@@ -193,6 +193,20 @@ def _size_metrics(ctx: BuildContext, data: bytes) -> dict[str, Any]:
             "size_per_parameter": len(data) / params}
 
 
+def _step_bytes(ctx: BuildContext, data: bytes) -> dict[str, Any]:
+    """A family model's bytes per time step and the size bound they enter:
+    ``1.10 x parameters + 16 KiB + T x bytes_per_step`` (the seed's export reports none)."""
+    from ..tflite.family_int8 import CALIBRATION, bytes_per_step
+
+    if seed_shape_problem(ctx.ir) is None:
+        return {}
+    per_step = bytes_per_step(ctx.ir, ctx.calibration_inputs(CALIBRATION), data)
+    bound = int(1.10 * ctx.ir.parameter_count + 16 * 1024
+                + ctx.ir.input.timesteps * per_step)
+    return {"bytes_per_step": per_step, "size_bound_bytes": bound,
+            "within_size_bound": len(data) <= bound}
+
+
 def _build_litert(ctx: BuildContext) -> StageRunner:
     from ..runners.litert import LiteRTModel
 
@@ -206,7 +220,7 @@ def _build_litert(ctx: BuildContext) -> StageRunner:
         return dequantize(raw, model.outputs[0])
 
     def extra(x: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
-        return _size_metrics(ctx, art.data)
+        return {**_size_metrics(ctx, art.data), **_step_bytes(ctx, art.data)}
 
     ctx.shared.pop("litert_int8_raw", None)
     return StageRunner(predict=predict, artifact=art.path, size_bytes=len(art.data),

@@ -159,3 +159,23 @@ def int16x8_problem(model: ir.ModelIR) -> str | None:
     if any(isinstance(x, ir.Reduction) and x.op == "max" for x in model.layers):
         return "16x8: TFLite Micro's REDUCE_MAX has no int16 kernel"
     return None
+
+
+def bytes_per_step(model: ir.ModelIR, calibration: np.ndarray, stored: bytes,
+                   precision: Precision = "int8") -> int:
+    """What one more time step adds to the stored model, in bytes.
+
+    The model is built again at ``T + 1`` (the calibration inputs pre-padded by one step with
+    the input's pad value) and compared with ``stored`` (the model at ``T``): the per-step
+    tensors, operators and quantization tables that step sharing cannot remove (a step's
+    input rows, a returned sequence's states, a masked direction's steps).
+    """
+    import dataclasses
+
+    spec = model.input
+    longer = dataclasses.replace(
+        model, input=dataclasses.replace(spec, timesteps=spec.timesteps + 1))
+    x = np.asarray(calibration)[:CALIBRATION]
+    pad = np.full((len(x), 1, *x.shape[2:]), spec.pad_value, x.dtype)
+    grown = family_int8_tflite(longer, np.concatenate([pad, x], axis=1), precision)
+    return len(grown) - len(stored)
