@@ -1,4 +1,5 @@
-"""Tracer for the GRU-family step model (:mod:`edge_gru.tflite.family_step`) in TFLite Micro.
+"""Tracers for the GRU-family step models (:mod:`edge_gru.tflite.family_step`, int8 and
+16x8) in TFLite Micro.
 
 The step model returns every GRU layer's state after each call, so the trace holds every
 layer at every step (dequantized with each state tensor's scale and zero point); gates are
@@ -20,13 +21,23 @@ from .traces import LayerTrace, NotTraceable, StageTrace, TraceSource, register
 @register("tflite_step_int8_tflm")
 def trace_family_step(source: TraceSource, x: np.ndarray) -> StageTrace:
     """Each layer's state after every step; the output after the last one."""
+    if seed_shape_problem(source.ir) is None:
+        raise NotTraceable("the seed shape has its own step tracer")
+    return _trace_step(source, x, "tflite_step_int8_tflm", "model_step_int8.tflite")
+
+
+@register("tflite_step_int16x8_tflm")
+def trace_family_step_int16x8(source: TraceSource, x: np.ndarray) -> StageTrace:
+    """The 16x8 step model (any model, the seed shape too): int16 states every step."""
+    return _trace_step(source, x, "tflite_step_int16x8_tflm", "model_step_int16x8.tflite")
+
+
+def _trace_step(source: TraceSource, x: np.ndarray, stage: str, file: str) -> StageTrace:
     from ..runners.tflm import TflmFamilyStepModel
     from ..tflite.family_step import output_names
 
     model = source.ir
-    if seed_shape_problem(model) is None:
-        raise NotTraceable("the seed shape has its own step tracer")
-    data = source.artifact("model_step_int8.tflite").read_bytes()
+    data = source.artifact(file).read_bytes()
     names = output_names(model)
     step = TflmFamilyStepModel(data, names, arena_size=1 << 20)
     grus = [layer for layer in model.layers if isinstance(layer, GRU)]
@@ -50,10 +61,10 @@ def trace_family_step(source: TraceSource, x: np.ndarray) -> StageTrace:
         outputs[i] = dequantize(np.array(step.interp.get_output(step.result)).reshape(-1),
                                 step.outputs[step.result])
     return StageTrace(
-        stage="tflite_step_int8_tflm",
+        stage=stage,
         outputs=outputs,
         layers=tuple(LayerTrace(g.name, s, np.arange(steps)) for g, s in zip(grus, states)),
-        how="model_step_int8.tflite in TFLite Micro, one invoke per step, every layer's state",
+        how=f"{file} in TFLite Micro, one invoke per step, every layer's state",
         limits="gates are inside the call: states only",
     )
 
