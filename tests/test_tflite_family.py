@@ -194,7 +194,8 @@ def _stage(name: str) -> Any:
 
 
 def test_stage_takes_a_family_model(tmp_path: Any) -> None:
-    """``tflite_float`` on a 9-class masked stack: (N, 9) outputs as Keras', int8 declines."""
+    """``tflite_float`` on a 9-class masked stack: (N, 9) outputs as Keras'; the int8 stages
+    take it too, the 16x8 ones decline in one line (Masking)."""
     c = converted("masking_stacked_softmax")
     runner = _stage("tflite_float").build(_context(tmp_path, c.ir))
     got = runner.predict(c.x)
@@ -202,8 +203,11 @@ def test_stage_takes_a_family_model(tmp_path: Any) -> None:
     assert max_diff(got, c.keras) <= MAX_DIFF
     assert (tmp_path / "model_float.tflite").read_bytes() == c.tflite
     for name in ("tflite_int8_litert", "tflite_int8_tflm", "tflite_step_int8_tflm"):
+        assert _stage(name).supports(c.ir) is None
+    for name in ("tflite_int16x8_tflm", "tflite_step_int16x8_tflm"):
         reason = _stage(name).supports(c.ir)
-        assert reason is not None and reason.startswith("int8 TFLite ") and "\n" not in reason
+        assert reason is not None and reason.startswith("16x8: ") and "Masking" in reason
+        assert "\n" not in reason
 
 
 def test_stage_keeps_the_seed_path(tmp_path: Any) -> None:
