@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir import GRU
 from ..runners.common import dequantize
+from ..tflite.family import as_model_input
 from ..weights import seed_shape_problem
 from .traces import LayerTrace, NotTraceable, StageTrace, TraceSource, register
 
@@ -41,7 +42,7 @@ def _trace_step(source: TraceSource, x: np.ndarray, stage: str, file: str) -> St
     names = output_names(model)
     step = TflmFamilyStepModel(data, names, arena_size=1 << 20)
     grus = [layer for layer in model.layers if isinstance(layer, GRU)]
-    x = np.asarray(x, np.int32 if model.input.kind == "tokens" else np.float32)
+    x = as_model_input(model, x)
     n, steps = x.shape[:2]
     states = [np.empty((n, steps, g.units)) for g in grus]
     outputs = np.empty((n, model.task.outputs))

@@ -81,6 +81,17 @@ def _float_model(ctx: BuildContext) -> TfliteArtifact:
     return ctx.artifact("tflite_float", build)
 
 
+def _store(ctx: BuildContext, stem: str, data: bytes,
+           states: tuple[StateTensor, ...] = ()) -> TfliteArtifact:
+    """Write ``<out>/<stem>.tflite`` and its TFLM sources in ``<out>/tflm/<stem>/`` (symbol
+    prefix ``stem``); the arena is measured there."""
+    path = ctx.out_dir / f"{stem}.tflite"
+    path.write_bytes(data)
+    arena = write_tflm_sources(data, ctx.out_dir / "tflm" / stem, path.name, prefix=stem,
+                               task=ctx.ir.task, states=states)
+    return TfliteArtifact(path, data, arena)
+
+
 def int8_model(ctx: BuildContext) -> TfliteArtifact:
     """``model_int8.tflite`` and its TFLM sources, built once per run for every stage using it."""
     from ..tflite.export import UNROLLED_CALIBRATION, int8_tflite
@@ -91,11 +102,7 @@ def int8_model(ctx: BuildContext) -> TfliteArtifact:
             data = int8_tflite(ctx.weights, ctx.calibration_ids(UNROLLED_CALIBRATION))
         else:
             data = family_int8_tflite(ctx.ir, ctx.calibration_inputs(CALIBRATION), "int8")
-        path = ctx.out_dir / "model_int8.tflite"
-        path.write_bytes(data)
-        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_int8", path.name,
-                                   prefix="model_int8", task=ctx.ir.task)
-        return TfliteArtifact(path, data, arena)
+        return _store(ctx, "model_int8", data)
 
     return ctx.artifact("tflite_int8", build)
 
@@ -106,11 +113,7 @@ def int16x8_model(ctx: BuildContext) -> TfliteArtifact:
 
     def build() -> TfliteArtifact:
         data = family_int8_tflite(ctx.ir, ctx.calibration_inputs(CALIBRATION), "int16x8")
-        path = ctx.out_dir / "model_int16x8.tflite"
-        path.write_bytes(data)
-        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_int16x8", path.name,
-                                   prefix="model_int16x8", task=ctx.ir.task)
-        return TfliteArtifact(path, data, arena)
+        return _store(ctx, "model_int16x8", data)
 
     return ctx.artifact("tflite_int16x8", build)
 
@@ -130,11 +133,7 @@ def _step_model(ctx: BuildContext) -> TfliteArtifact:
         else:
             data = family_step_tflite(ctx.ir, ctx.calibration_inputs(500), ctx.seed)
             states = _family_states(ctx.ir, output_names(ctx.ir))
-        path = ctx.out_dir / "model_step_int8.tflite"
-        path.write_bytes(data)
-        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_step_int8", path.name,
-                                   prefix="model_step_int8", task=ctx.ir.task, states=states)
-        return TfliteArtifact(path, data, arena)
+        return _store(ctx, "model_step_int8", data, states)
 
     return ctx.artifact("tflite_step_int8", build)
 
@@ -145,12 +144,8 @@ def _step_int16x8_model(ctx: BuildContext) -> TfliteArtifact:
 
     def build() -> TfliteArtifact:
         data = family_step_tflite(ctx.ir, ctx.calibration_inputs(500), ctx.seed, "int16x8")
-        path = ctx.out_dir / "model_step_int16x8.tflite"
-        path.write_bytes(data)
-        arena = write_tflm_sources(data, ctx.out_dir / "tflm" / "model_step_int16x8",
-                                   path.name, prefix="model_step_int16x8", task=ctx.ir.task,
-                                   states=_family_states(ctx.ir, output_names(ctx.ir)))
-        return TfliteArtifact(path, data, arena)
+        return _store(ctx, "model_step_int16x8", data,
+                      _family_states(ctx.ir, output_names(ctx.ir)))
 
     return ctx.artifact("tflite_step_int16x8", build)
 
@@ -228,7 +223,9 @@ def _build_litert(ctx: BuildContext) -> StageRunner:
 
 
 def _inputs(ctx: BuildContext, x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, np.int32 if ctx.ir.input.kind == "tokens" else np.float32)
+    from ..tflite.family import as_model_input
+
+    return as_model_input(ctx.ir, x)
 
 
 def _tflm_runner(ctx: BuildContext, art: TfliteArtifact, litert_key: str | None) -> StageRunner:

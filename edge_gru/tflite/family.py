@@ -302,6 +302,11 @@ class _Graph:
         return h
 
 
+def as_model_input(model: ir.ModelIR, x: np.ndarray) -> np.ndarray:
+    """``x`` in the graph's input type: int32 token ids or float32 features."""
+    return np.asarray(x, np.int32 if model.input.kind == "tokens" else np.float32)
+
+
 def input_spec(model: ir.ModelIR, batch: int) -> Any:
     """The input ``tf.TensorSpec``: ``ids (B, T) int32`` or ``features (B, T, F) float32``."""
     import tensorflow as tf
@@ -337,8 +342,8 @@ def family_function(model: ir.ModelIR, batch: int = 1, tap: Tap = _no_tap,
 
 def predict_graph(model: ir.ModelIR, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """Float32 outputs ``(N, K)`` of the unrolled TF graph (no conversion), as float64."""
-    dtype = np.int32 if model.input.kind == "tokens" else np.float32
-    x = np.asarray(x, dtype)
+    x = as_model_input(model, x)
+    dtype = x.dtype
     fn = family_function(model, batch)
     out = np.empty((len(x), model.task.outputs), np.float64)
     for start in range(0, len(x), batch):

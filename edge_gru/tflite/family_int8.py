@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import ir
 from .export import convert_function
-from .family import family_function
+from .family import as_model_input, family_function
 
 Precision = Literal["int8", "int16x8"]
 PRECISIONS: tuple[str, ...] = ("int8", "int16x8")
@@ -70,8 +70,7 @@ def role_ranges(model: ir.ModelIR, calibration: np.ndarray, batch: int = 50) -> 
         _Graph(model, batch, record, integer=True).build(x)
         return found
 
-    dtype = np.int32 if model.input.kind == "tokens" else np.float32
-    x = np.asarray(calibration, dtype)
+    x = as_model_input(model, calibration)
     lo: dict[str, float] = {}
     hi: dict[str, float] = {}
     for start in range(0, len(x), batch):
@@ -106,8 +105,7 @@ def fake_quant_tap(ranges: Ranges) -> Any:
 
 def representative(model: ir.ModelIR, calibration: np.ndarray) -> Any:
     """The converter's representative dataset: each calibration input as a batch of one."""
-    dtype = np.int32 if model.input.kind == "tokens" else np.float32
-    x = np.asarray(calibration, dtype)
+    x = as_model_input(model, calibration)
 
     def rows() -> Iterator[list[np.ndarray]]:
         for row in x:

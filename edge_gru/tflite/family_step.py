@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import ir, reference
 from .export import convert_function
-from .family import _Graph
+from .family import _Graph, as_model_input
 from .rewrite import _Graph as _Flatbuffer
 from .rewrite import _name, _set_q, merged_quantization
 
@@ -118,8 +118,8 @@ def step_calibration(model: ir.ModelIR, x: np.ndarray, pairs: int, seed: int
     t = rng.integers(0, x.shape[1], pairs)
     samples = []
     for i, step in zip(row, t):
-        inputs = [np.asarray(x[i, step], np.int32 if model.input.kind == "tokens"
-                             else np.float32).reshape((1, 1, -1) if x.ndim == 3 else (1, 1))]
+        inputs = [as_model_input(model, x[i, step]).reshape((1, 1, -1) if x.ndim == 3
+                                                             else (1, 1))]
         for trace in traces:
             before = trace.states[i, step - 1] if step > 0 else np.zeros(trace.states.shape[-1])
             inputs.append(before.astype(np.float32)[None])
