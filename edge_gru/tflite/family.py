@@ -13,7 +13,8 @@ every IR construct, with Keras' inference semantics as :mod:`edge_gru.reference`
   ``t``-major: ``(T * B, D)``, a returned sequence PACKed: TFLM's CONCATENATION takes at
   most 10 inputs), SPLIT into per-step rows; each step is the seed's op sequence
   (step 0 with ``h_0 = 0`` written out). A masked step keeps the state with the 0/1 mask
-  ``m_t (B, 1)``: ``h_t = m_t * h_new + (1 - m_t) * h_{t-1}`` (exact for a 0/1 mask).
+  ``m_t (B, 1)``: ``h_t = h_{t-1} + m_t * (h_new - h_{t-1})`` (``h_{t-1}`` exactly when
+  ``m_t = 0``; no ``1 - m`` tensor, see :meth:`_Graph.direction`).
 * ``go_backwards`` runs the rows in reverse and returns outputs in that order;
   ``Bidirectional`` flips the backward outputs back, zeroes masked steps' outputs when it
   returns sequences (``out_t = h_t * m_t``) and merges with CONCATENATION/ADD/MUL
@@ -60,11 +61,10 @@ def _no_tap(x: Any, name: str) -> Any:
 
 @dataclass
 class _Mask:
-    """0/1 step mask in input order: ``full (B, T)``; rows ``m[t]``, ``mc[t] = 1 - m[t]`` (B, 1)."""
+    """0/1 step mask in input order: ``full (B, T)`` and its rows ``m[t]`` (B, 1)."""
 
     full: Any
     m: list[Any]
-    mc: list[Any]
 
 
 class _Graph:
@@ -87,13 +87,9 @@ class _Graph:
 
     # -- input -------------------------------------------------------------------------
     def rows_mask(self, full: Any) -> _Mask:
-        tf = self.tf
-        mc_full = tf.subtract(1.0, full, name="mask_not")
         if self.steps == 1:  # the step model: no SPLIT into one row (fewer TFLM operators)
-            return _Mask(full, [full], [mc_full])
-        m = tf.split(full, self.steps, axis=1, name="mask_rows")
-        mc = tf.split(mc_full, self.steps, axis=1, name="mask_not_rows")
-        return _Mask(full, list(m), list(mc))
+            return _Mask(full, [full])
+        return _Mask(full, list(self.tf.split(full, self.steps, axis=1, name="mask_rows")))
 
     def embed(self, layer: ir.Embedding, ids: Any) -> tuple[Any, _Mask | None]:
         tf = self.tf
@@ -200,11 +196,13 @@ class _Graph:
                 h = new
             elif h is None:
                 h = self.tap(tf.multiply(mask.m[t], new, name=f"{name}_keep"), f"{name}_keep")
-            else:
-                kept = tf.add(tf.multiply(mask.m[t], new, name=f"{name}_keep_new"),
-                              tf.multiply(mask.mc[t], h, name=f"{name}_keep_old"),
-                              name=f"{name}_keep")
-                h = self.tap(kept, f"{name}_keep")
+            else:  # h + m (new - h): a masked step keeps h exactly (same role scale)
+                # No (1 - m) rows: the TFLite quantizer sometimes leaves a SPLIT of such a
+                # computed tensor in float (DEQUANTIZE + float SPLIT + QUANTIZE per step),
+                # depending on its own iteration order: same inputs, different bytes.
+                step = tf.multiply(mask.m[t], tf.subtract(new, h, name=f"{name}_keep_delta"),
+                                   name=f"{name}_keep_step")
+                h = self.tap(tf.add(h, step, name=f"{name}_keep"), f"{name}_keep")
             out = h
             if zero_masked and mask is not None:
                 out = tf.multiply(h, mask.m[t], name=f"{name}_out")

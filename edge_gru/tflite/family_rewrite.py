@@ -13,7 +13,7 @@ with the same numbers, and a tensor of step ``t >= 2``
 * read after the recurrence (a returned sequence, a bidirectional merge, a graph output)
   or written by an operator that reads a per-step input row keeps its own tensor.
 
-A masked direction (``..._keep_new`` operators) is left as it is: with its steps
+A masked direction (``..._keep_step`` operators) is left as it is: with its steps
 shared, XNNPACK (ai-edge-litert 2.3) crashes preparing the int8 model.
 
 The flatbuffer writer then stores identical operators, tensors and tables once
@@ -84,7 +84,7 @@ def share_family_steps(data: bytes, steps_shared: bool = True,
     for steps in groups.values() if steps_shared else ():
         order = sorted(steps)
         roles = {t: {_role(graph, k): k for k in steps[t]} for t in order}
-        if len(order) < 3 or any(r.endswith("keep_new") for r in roles[1]):
+        if len(order) < 3 or any(r.endswith("keep_step") for r in roles[1]):
             continue  # a masked direction: shared, XNNPACK crashes on it (ai-edge-litert 2.3)
         code = {t: {r: graph.codes[g.operators[k].opcodeIndex] for r, k in roles[t].items()}
                 for t in order}
