@@ -5,11 +5,14 @@ Masking, stacked GRUs) and imdb_stars (text regression)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 from edge_gru.convert import main
+from edge_gru.fixed_point import firmware
 
 REPO = Path(__file__).resolve().parent.parent
 FLOAT_STAGES = ("reference", "tflite_float", "onnx_float")
@@ -42,6 +45,16 @@ def _float_stages_pass(report: dict) -> dict:
     return stages
 
 
+def _qemu_test(out: Path, tmp_path: Path) -> None:
+    """``make -C firmware qemu-test WEIGHTS_DIR=<out>/fixed_point``, as the README says: the
+    recipe's generated C passes its self-test on the emulated Cortex-M4, bit for bit."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        require_tool(tool)
+    log = firmware.make(["qemu-test"], out / "fixed_point", tmp_path / "firmware")
+    m = re.search(r"selftest: (\d+)/(\d+) bit-exact", log)
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) > 0, log
+
+
 @pytest.mark.parametrize(
     "recipe,classes,floor", [("basic_motions", 4, 0.5), ("japanese_vowels", 9, 0.5)]
 )
@@ -59,6 +72,7 @@ def test_time_series_recipes(
     md = (out / "report.md").read_text()
     assert "accuracy drop (pp)" in md and "task multiclass" in md
     assert (out / "drift.png").stat().st_size > 10_000
+    _qemu_test(out, tmp_path)
 
 
 def test_imdb_stars_text_regression(tmp_path: Path, data_dir: Path) -> None:
@@ -69,6 +83,7 @@ def test_imdb_stars_text_regression(tmp_path: Path, data_dir: Path) -> None:
     stages = _float_stages_pass(report)
     assert abs(stages["onnx_float"]["rmse"] - report["float_rmse"]) < 1e-5
     assert "RMSE change" in (out / "report.md").read_text()
+    _qemu_test(out, tmp_path)
 
 
 def test_recipe_and_data_of_different_kinds_is_one_line(tmp_path: Path, data_dir: Path,

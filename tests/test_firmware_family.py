@@ -135,7 +135,10 @@ def test_raw_reading_helper_matches_python(tmp_path: Path) -> None:
     assert got[-2].tolist() == [32767] * q.input.features
 
 
-@pytest.mark.parametrize("name", ["masking_stacked_softmax", "bidirectional_seq_stacked"])
+# odd dimensions (unaligned loads), then even ones: LDRD loads, the n % 4 == 2 pair tail
+# (input 6), reset_after and reset_before on the Cortex-M4 path
+@pytest.mark.parametrize("name", ["masking_stacked_softmax", "bidirectional_seq_stacked",
+                                  "seq_global_max", "reset_before_no_bias"])
 def test_qemu_selftest(name: str, tmp_path: Path) -> None:
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         require_tool(tool)
@@ -147,6 +150,33 @@ def test_qemu_selftest(name: str, tmp_path: Path) -> None:
     macs = T * sum(g.units * 3 * (g.input_dim + g.units) for r in built.q.recurrent
                    for g in (r.forward, r.backward) if g is not None)
     assert 1.0 < int(m.group(3)) / macs < 40.0
+
+
+def _selftest_instructions(out: str) -> int:
+    m = re.search(r"selftest: (\d+)/(\d+) bit-exact; counter ticks per sequence \d+ "
+                  r"\(instructions (\d+)\) OK", out)
+    assert m and m.group(1) == m.group(2) == "12"
+    return int(m.group(3))
+
+
+@pytest.mark.parametrize("name", ["bidirectional_seq_stacked", "reset_before_no_bias"])
+def test_run_time_dimensions_path_gives_the_same_bits(name: str, tmp_path: Path) -> None:
+    """-DEGF_MAX_SPECIALIZED=0: every direction takes the step with run-time dimensions
+    (the path of models with more than 8 directions) and gives the specialized steps' bits."""
+    built = _built(name, tmp_path)
+    generic = "-DEGF_MAX_SPECIALIZED=0"
+    built.make(str(built.tool()), CDEFS=generic)
+    q, xi = built.q, built.xi
+    assert np.array_equal(built.run(list(xi)), fm.forward(q, xi).outputs)
+    streams = built.gen(5, 300)
+    assert np.array_equal(built.run(streams), fm.run_streams(q, streams))
+    if name == "reset_before_no_bias":  # even dimensions: the M4's LDRD path
+        for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+            require_tool(tool)
+        slow = _selftest_instructions(firmware.make(["qemu-test"], built.src,
+                                                    tmp_path / "generic", CDEFS=generic))
+        fast = _selftest_instructions(built.make("qemu-test"))
+        assert fast < 0.8 * slow
 
 
 def test_qemu_uart_server_runs_feature_frames(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ every zoo construct (Python only; the C is in test_firmware_family)."""
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from edge_gru.fixed_point import family_model as fm
 from edge_gru.fixed_point.family_lut import exp_q15, softmax_max_error, softmax_q15
 from edge_gru.fixed_point.family_scheme import FamilyQuant, quantize_family
 from edge_gru.frontend import from_keras
-from edge_gru.ir import ModelIR
+from edge_gru.ir import GRU, Bidirectional, ModelIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_zoo import T, build_zoo  # noqa: E402
@@ -136,6 +137,28 @@ def test_family_codegen_is_byte_identical(tmp_path: Path) -> None:
     assert f"#define EGF_T {T}" in header and "#define EGF_STREAMABLE 0" in header
     assert "#define EGF_OUT_FRAC 15" in header and "divisor" in header
     assert str(tmp_path) not in header
+
+
+@pytest.mark.parametrize("name, even", [("bidirectional_seq_stacked", 0),
+                                        ("seq_global_max", 1)])
+def test_header_direction_constants_match_the_model(name: str, even: int,
+                                                    tmp_path: Path) -> None:
+    """The constants the C library compiles one GRU step per direction with."""
+    ir, x, q = zoo(name)
+    header, source = (p.read_text() for p in write_family_sources(q, tmp_path, "model"))
+    defines = {k: int(v) for k, v in re.findall(r"#define (EGF_\w+) (-?\d+)\n", header)}
+    grus = [layer for layer in ir.layers if isinstance(layer, (GRU, Bidirectional))]
+    dirs = [g for r in q.recurrent for g in (r.forward, r.backward) if g is not None]
+    assert defines["EGF_NUM_DIRS"] == len(dirs) == sum(
+        2 if isinstance(layer, Bidirectional) else 1 for layer in grus)
+    for k, g in enumerate(dirs):
+        got = [defines[f"EGF_DIR{k}_{f}"] for f in ("D", "U", "F", "RA")]
+        assert got == [g.input_dim, g.units, g.pre_frac, int(g.reset_after)]
+    assert [defines[f"EGF_DIR{k}_U"] for k in range(len(dirs))] == [
+        layer.units for layer in grus for _ in range(2 if isinstance(layer, Bidirectional) else 1)]
+    assert defines["EGF_EVEN_DIMS"] == even and defines["EGF_ALIGNED_KERNELS"] == 1
+    aligned = re.findall(r"const int8_t (egf_gru\d+_[wu])\[\d+\] EGF_WORD_ALIGNED = \{", source)
+    assert len(aligned) == 2 * len(dirs)
 
 
 def test_seed_shape_gives_the_seed_schemes_bits() -> None:

@@ -9,6 +9,7 @@ the source holds every tensor and the layer descriptors that
 
 from __future__ import annotations
 
+import re
 import zlib
 from pathlib import Path
 
@@ -87,6 +88,8 @@ def _arrays(q: FamilyQuant) -> list[tuple[str, str, np.ndarray, str]]:
                  f"{d.in_exp}, {d.activation} -> {out_fmt}"),
                 (f"egf_dense{n}_m", "int32_t", d.mult, f"{d.name}: multipliers to Q.{d.pre_frac}"),
                 (f"egf_dense{n}_b", "int32_t", d.bias, f"{d.name}: bias Q.{d.pre_frac}")]
+    # the library's SSAT clamp of a table input relies on a flat last segment
+    assert SIGMOID_LUT[-1] == SIGMOID_LUT[-2] and TANH_LUT[-1] == TANH_LUT[-2]
     out += [("egf_sigmoid_lut", "int32_t", packed_table(SIGMOID_LUT),
              "sigmoid(i / 32) Q0.15 | slope << 16"),
             ("egf_tanh_lut", "int32_t", packed_table(TANH_LUT), "tanh(i / 32) Q0.15 | slope << 16"),
@@ -104,17 +107,20 @@ def model_crc32(q: FamilyQuant) -> int:
     return zlib.crc32(np.array(dims, "<i8").tobytes(), crc)
 
 
+def _dims_in(q: FamilyQuant) -> int:
+    """The GRU stack's input width: embedding dimension or features."""
+    i = q.input
+    return int(i.emb_q.shape[1] if i.emb_q is not None else i.features)
+
+
 def _dims(q: FamilyQuant) -> dict[str, int]:
     i = q.input
-    in_dim = i.emb_q.shape[1] if i.emb_q is not None else i.features
+    in_dim = _dims_in(q)
     last = q.recurrent[-1].output_dim
     seq_dims = [in_dim] + [r.output_dim for r in q.recurrent]
     units = [g.units for g in _directions(q)]
     stream = q.streamable
-    lengths = sorted({g.input_dim for g in _directions(q)} | {g.units for g in _directions(q)},
-                     key=lambda n: (-n, n))[:4]
-    dots = {f"EGF_DOT_N{k + 1}": n for k, n in enumerate(lengths)}
-    return dots | {
+    return {
         "EGF_INPUT_TOKENS": int(i.kind == "tokens"),
         "EGF_T": i.timesteps,
         "EGF_F": i.features,
@@ -136,7 +142,25 @@ def _dims(q: FamilyQuant) -> dict[str, int]:
         "EGF_HEAD_DIM": max([d.w_q.shape[0] for d in q.head] + [last]),
         "EGF_OUTPUTS": q.outputs,
         "EGF_OUT_FRAC": fm.out_frac(q),
-    }
+    } | direction_constants(q)
+
+
+def direction_constants(q: FamilyQuant) -> dict[str, int]:
+    """``EGF_NUM_DIRS``, ``EGF_EVEN_DIMS`` (1: the input width and every direction's units
+    and input_dim are even, so the state's vectors are word-aligned and the M4 loads input
+    pairs with LDRD), ``EGF_ALIGNED_KERNELS`` (the GRU kernel arrays are defined
+    ``EGF_WORD_ALIGNED``: rows of a multiple of 4 bytes load with LDRD) and, per GRU
+    direction k (layers in order, forward then backward),
+    ``EGF_DIRk_D`` (input_dim), ``_U`` (units), ``_F`` (pre_frac), ``_RA`` (reset_after):
+    the library compiles one step per direction with these as constants."""
+    dims = [_dims_in(q)] + [n for g in _directions(q) for n in (g.units, g.input_dim)]
+    out = {"EGF_NUM_DIRS": len(_directions(q)),
+           "EGF_EVEN_DIMS": int(all(n % 2 == 0 for n in dims)),
+           "EGF_ALIGNED_KERNELS": 1}
+    for k, g in enumerate(_directions(q)):
+        out |= {f"EGF_DIR{k}_D": g.input_dim, f"EGF_DIR{k}_U": g.units,
+                f"EGF_DIR{k}_F": g.pre_frac, f"EGF_DIR{k}_RA": int(g.reset_after)}
+    return out
 
 
 def model_header(q: FamilyQuant, source: str) -> str:
@@ -177,7 +201,11 @@ def model_source(q: FamilyQuant, source: str) -> str:
     out += ['#include "edge_gru_family.h"', ""]
     for name, ctype, values, doc in _arrays(q):
         out.append(f"/* {doc} */")
-        out.append(c_int_array(name, ctype, values, per_line=16))
+        text = c_int_array(name, ctype, values, per_line=16)
+        if re.fullmatch(r"egf_gru\d+_[wu]", name):  # rows read with LDRD: word-aligned
+            text = text.replace(f"{name}[{len(values)}] = {{",
+                                f"{name}[{len(values)}] EGF_WORD_ALIGNED = {{", 1)
+        out.append(text)
     rows, n = [], 0
     for r in q.recurrent:
         fwd = _gru_init(r.forward, n)

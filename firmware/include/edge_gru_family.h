@@ -48,6 +48,14 @@
 #define EGF_RED_MAX 3
 #define EGF_RED_FLATTEN 4
 
+/* The generated GRU kernel arrays start on a 4-byte boundary (EGF_ALIGNED_KERNELS): the
+ * Cortex-M4 path loads two weight words of a row with one LDRD. */
+#if defined(__GNUC__)
+#define EGF_WORD_ALIGNED __attribute__((aligned(4)))
+#else
+#define EGF_WORD_ALIGNED
+#endif
+
 #include "edge_gru_model.h"
 
 #ifdef __cplusplus
