@@ -137,6 +137,10 @@ def build_parser() -> Any:
 def benchmark(args: Any) -> int:
     if (Path(args.weights_dir) / MODEL_H).is_file():
         return family_benchmark(args, Path(args.weights_dir))
+    inner = Path(args.weights_dir) / "fixed_point"
+    if not (Path(args.weights_dir) / WEIGHTS_H).is_file() and inner.is_dir():
+        raise EdgeGruError(f"--weights-dir {args.weights_dir} is a convert output folder: "
+                           f"give its generated C, --weights-dir {inner}")
     weights_dir = require_folder(args.weights_dir, "--weights-dir", [WEIGHTS_H])
     dims = _dims(weights_dir)
     macs = dims["MAXLEN"] * 3 * dims["UNITS"] * (dims["EMBED"] + dims["UNITS"])

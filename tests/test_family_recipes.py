@@ -47,12 +47,16 @@ def _float_stages_pass(report: dict) -> dict:
 
 def _qemu_test(out: Path, tmp_path: Path) -> None:
     """``make -C firmware qemu-test WEIGHTS_DIR=<out>/fixed_point``, as the README says: the
-    recipe's generated C passes its self-test on the emulated Cortex-M4, bit for bit."""
+    recipe's generated C passes its self-test on the emulated Cortex-M4, bit for bit, and
+    the NUCLEO-F446RE image builds."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         require_tool(tool)
-    log = firmware.make(["qemu-test"], out / "fixed_point", tmp_path / "firmware")
+    weights, build = out / "fixed_point", tmp_path / "firmware"
+    log = firmware.make(["qemu-test"], weights, build)
     m = re.search(r"selftest: (\d+)/(\d+) bit-exact", log)
     assert m and m.group(1) == m.group(2) and int(m.group(1)) > 0, log
+    firmware.make(["all"], weights, build, BOARD="nucleo_f446re")
+    assert (build / "nucleo_f446re" / "serve.elf").stat().st_size > 0
 
 
 @pytest.mark.parametrize(

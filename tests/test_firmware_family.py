@@ -267,12 +267,33 @@ def test_board_cli_sends_feature_sequences(tmp_path: Path, capsys) -> None:
                           str(tmp_path / "seqs.npy")]) == 0
         assert board.run(["--port", url, "--bundle", str(bundle), "--csv",
                           str(tmp_path / "one.csv")]) == 0
-        with pytest.raises(EdgeGruError):
+        header = "ax,ay,az,gx,gy\n" + "\n".join(",".join(map(repr, r)) for r in z.x[6].tolist())
+        (tmp_path / "header.csv").write_text(header)  # a header row is skipped
+        assert board.run(["--port", url, "--bundle", str(bundle), "--csv",
+                          str(tmp_path / "header.csv")]) == 0
+        with pytest.raises(EdgeGruError, match="reads 5 features per step, got 3"):
             np.save(tmp_path / "bad.npy", z.x[:2, :, :3])
             board.run(["--port", url, "--bundle", str(bundle), "--npy", str(tmp_path / "bad.npy")])
+        bad = z.x[:2].copy()
+        bad[1, 4, 2] = np.nan
+        np.save(tmp_path / "nan.npy", bad)
+        with pytest.raises(EdgeGruError, match="NaN or inf at sequence 1, step 4"):
+            board.run(["--port", url, "--bundle", str(bundle), "--npy", str(tmp_path / "nan.npy")])
+        with pytest.raises(SystemExit):  # one source at a time
+            board.run(["--port", url, "--bundle", str(bundle), "--npy", str(tmp_path / "seqs.npy"),
+                       "--csv", str(tmp_path / "one.csv")])
+        # a bundle of other weights: said in one line, outputs not judged against its model
+        other = tmp_path / "other"
+        (other / "fixed_point").mkdir(parents=True)
+        q.head[-1].bias[0] += 1
+        save_quant(q, other / "fixed_point" / "family_model.npz")
+        assert board.run(["--port", url, "--bundle", str(other), "--npy",
+                          str(tmp_path / "seqs.npy")]) == 0
     finally:
         emulator.close()
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"device: features T {T}, 4 outputs (Q.15)")
-    results = [line for line in lines if "Python" in line]
-    assert len(results) == 4 and all("= Python" in line for line in results)
+    results = [line for line in lines if line[:1].isdigit()]
+    assert len(results) == 8 and all("= Python" in line for line in results[:5])
+    assert not any("Python" in line for line in results[5:])  # the other weights' outputs
+    assert sum(line.startswith("note: the device runs other weights") for line in lines) == 1
