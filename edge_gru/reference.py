@@ -181,6 +181,37 @@ def _reduce(layer: Reduction, h: np.ndarray, mask: np.ndarray | None) -> np.ndar
     return h[:, -1]
 
 
+def _input_layer(
+    layer: object, x: np.ndarray, h: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(h, mask)`` after an Embedding, Normalization or Masking layer; None for any other.
+
+    ``x`` is the model input (the ids an Embedding looks up), ``h`` the running value.
+    """
+    if isinstance(layer, Embedding):
+        return layer.table.astype(np.float64)[x], (x != 0) if layer.mask_zero else mask
+    if isinstance(layer, Normalization):
+        return (h - layer.mean.astype(np.float64)) / layer.scale.astype(np.float64), mask
+    if isinstance(layer, Masking):
+        keep = np.any(h != layer.mask_value, axis=-1)
+        return h * keep[..., None], keep
+    return None
+
+
+def recurrent_input(ir: ModelIR, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first recurrent layer's input ``(N, T, D)`` float64 and mask ``(N, T)`` or None,
+    computed as :func:`forward` computes it (the input layers before the first GRU)."""
+    x = np.asarray(x)
+    h = x if ir.input.kind == "tokens" else x.astype(np.float64)
+    mask: np.ndarray | None = None
+    for layer in ir.layers:
+        applied = _input_layer(layer, x, h, mask)
+        if applied is None:
+            break
+        h, mask = applied
+    return h, mask
+
+
 def forward(
     model: ModelIR | GruWeights, x: np.ndarray, record_gates: bool = False
 ) -> ReferenceOutput:
@@ -199,15 +230,9 @@ def forward(
     mask: np.ndarray | None = None
     traces: list[GruTrace] = []
     for layer in ir.layers:
-        if isinstance(layer, Embedding):
-            if layer.mask_zero:
-                mask = x != 0
-            h = layer.table.astype(np.float64)[x]
-        elif isinstance(layer, Normalization):
-            h = (h - layer.mean.astype(np.float64)) / layer.scale.astype(np.float64)
-        elif isinstance(layer, Masking):
-            mask = np.any(h != layer.mask_value, axis=-1)
-            h = h * mask[..., None]
+        applied = _input_layer(layer, x, h, mask)
+        if applied is not None:
+            h, mask = applied
         elif isinstance(layer, GRU):
             h, trace = run_gru(layer, h, mask, record_gates=record_gates)
             traces.append(trace)

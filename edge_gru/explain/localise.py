@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ir import GRU, Bidirectional, Embedding, Masking, ModelIR, Normalization
-from ..reference import GruTrace, ReferenceOutput, gru_step
+from ..ir import GRU, Bidirectional, ModelIR
+from ..reference import GruTrace, ReferenceOutput, gru_step, recurrent_input
 from .traces import LayerTrace, StageTrace
 
 TERMS = ("z", "r", "n", "state rounding")
@@ -89,24 +89,6 @@ class LayerFindings:
     def position(self, step: int, timesteps: int) -> int:
         """The input position processed at ``step``."""
         return timesteps - 1 - step if self.backward else step
-
-
-def first_inputs(ir: ModelIR, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The first recurrent layer's input ``(N, T, D)`` float64 and mask ``(N, T)`` or None."""
-    h = x if ir.input.kind == "tokens" else np.asarray(x, np.float64)
-    mask = None
-    for layer in ir.layers:
-        if isinstance(layer, Embedding):
-            mask = (x != 0) if layer.mask_zero else None
-            h = layer.table.astype(np.float64)[x]
-        elif isinstance(layer, Normalization):
-            h = (h - layer.mean.astype(np.float64)) / layer.scale.astype(np.float64)
-        elif isinstance(layer, Masking):
-            mask = np.any(h != layer.mask_value, axis=-1)
-            h = h * mask[..., None]
-        else:
-            break
-    return h, mask
 
 
 def _first_layers(ir: ModelIR) -> dict[str, GRU]:
@@ -188,7 +170,7 @@ def compare_layers(ir: ModelIR, x: np.ndarray, ref: ReferenceOutput,
         full = len(mine.steps) == r.states.shape[1]
         if mine.name in first and full:
             if inputs is None:
-                inputs = first_inputs(ir, x)
+                inputs = recurrent_input(ir, x)
             item.injected, item.shares = _local(first[mine.name], *inputs, mine, r)
         found.append(item)
     return found

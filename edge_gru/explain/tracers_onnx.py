@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ir import GRU, Bidirectional
-from .localise import first_inputs
+from ..reference import recurrent_input
 from .traces import LayerTrace, NotTraceable, StageTrace, TraceSource, register
 
 FLOAT_FILE = "model_float.onnx"
@@ -70,7 +70,7 @@ def trace_onnx(stage: str, path: Path, source: TraceSource, x: np.ndarray) -> St
     n_out = len(found) - len(extra)
     outputs = np.asarray(found[0], np.float64).reshape(len(x), -1)
     steps = int(np.asarray(x).shape[1])
-    mask = first_inputs(source.ir, np.asarray(x))[1] if any(m for _, _, m in extra) else None
+    mask = recurrent_input(source.ir, x)[1] if any(m for _, _, m in extra) else None
     layers: list[LayerTrace] = []
     for (_, direction, masked), value, dirs in zip(extra, found[n_out:], names):
         y = np.asarray(value, np.float64)
