@@ -22,6 +22,7 @@ import numpy as np
 from .family_lut import softmax_q15
 from .family_scheme import RAW_SHIFT, FamilyQuant, QDense, QGru, QRecurrent
 from .lut import sigmoid_q15, tanh_q15
+from .model import q15_gru_step
 
 HALF32 = 1 << 31
 HALF15 = 1 << 14
@@ -117,27 +118,8 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def gru_step(g: QGru, acc_x: np.ndarray, h: np.ndarray,
              gates: dict[str, list] | None = None) -> np.ndarray:
     """One step: input accumulators ``(N, 3u)`` (block order), state ``(N, u)`` Q0.15."""
-    u, f = g.units, g.pre_frac
-    mx, mh, bx = g.w_mult, g.u_mult, g.bias_x
-    acc_h = _matmul(h, g.u_q.T)
-    zr = (acc_x[:, : 2 * u] * mx[: 2 * u] + acc_h[:, : 2 * u] * mh[: 2 * u] + HALF32) >> 32
-    zr = sigmoid_q15(zr + bx[: 2 * u], f)
-    z, r = zr[:, :u], zr[:, u:]
-    if g.reset_after:
-        xh = ((acc_x[:, 2 * u :] * mx[2 * u :] + HALF32) >> 32) + bx[2 * u :]
-        hh = ((acc_h[:, 2 * u :] * mh[2 * u :] + HALF32) >> 32) + g.bias_h
-        pre_n = xh + ((r * hh + HALF15) >> 15)
-    else:
-        rh = (r * h + HALF15) >> 15
-        acc_rh = _matmul(rh, g.u_q[2 * u :].T)
-        pre_n = (acc_x[:, 2 * u :] * mx[2 * u :] + acc_rh * mh[2 * u :] + HALF32) >> 32
-        pre_n = pre_n + bx[2 * u :]
-    n = tanh_q15(pre_n, f)
-    if gates is not None:
-        gates["z"].append(z)
-        gates["r"].append(r)
-        gates["n"].append(n)
-    return np.clip(n + ((z * (h - n) + HALF15) >> 15), -32768, 32767)
+    return q15_gru_step(acc_x, h, np.asarray(g.u_q.T, np.float64), g.w_mult, g.u_mult,
+                        g.bias_x, g.bias_h, g.pre_frac, g.reset_after, gates)
 
 
 def run_direction(g: QGru, x: np.ndarray, mask: np.ndarray | None, seq: bool, zero_out: bool,

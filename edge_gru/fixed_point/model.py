@@ -69,6 +69,49 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.astype(np.float64) @ b).astype(np.int64)  # exact: integers below 2^53
 
 
+def q15_gru_step(
+    acc_x: np.ndarray,
+    h: np.ndarray,
+    u_t: np.ndarray,
+    mx: np.ndarray,
+    mh: np.ndarray,
+    bx: np.ndarray,
+    bias_h: np.ndarray,
+    pre_frac: int,
+    reset_after: bool,
+    gates: dict[str, list[np.ndarray]] | None = None,
+) -> np.ndarray:
+    """One GRU step of the integer scheme (the seed's and the family's model share it).
+
+    ``acc_x`` ``(N, 3u)`` int64 input accumulators, ``mx``/``mh``/``bx`` ``(3u,)`` int64
+    multipliers and bias (Q.pre_frac) in block order ``[z | r | h]``; ``u_t`` ``(u, 3u)`` the
+    int8 recurrent kernel transposed, as float64 (products exact below 2^53); ``h`` ``(N, u)``
+    Q0.15; ``bias_h`` ``(u,)`` Q.pre_frac (read when ``reset_after``). Returns the new state.
+    ``gates``, when given, receives this step's ``z``, ``r``, ``n`` (each ``(N, u)`` int64
+    Q0.15, the values the C code computes); the arithmetic is the same either way.
+    """
+    u, f = h.shape[1], pre_frac
+    acc_h = _matmul(h, u_t)  # the h columns are unused when reset_before
+    zr = (acc_x[:, : 2 * u] * mx[: 2 * u] + acc_h[:, : 2 * u] * mh[: 2 * u] + HALF32) >> 32
+    zr = sigmoid_q15(zr + bx[: 2 * u], f)
+    z, r = zr[:, :u], zr[:, u:]
+    if reset_after:
+        xh = _mulhi(acc_x[:, 2 * u :], mx[2 * u :]) + bx[2 * u :]
+        hh = _mulhi(acc_h[:, 2 * u :], mh[2 * u :]) + bias_h
+        pre_n = xh + ((r * hh + HALF15) >> 15)
+    else:
+        rh = (r * h + HALF15) >> 15
+        acc_rh = _matmul(rh, u_t[:, 2 * u :])
+        pre_n = (acc_x[:, 2 * u :] * mx[2 * u :] + acc_rh * mh[2 * u :] + HALF32) >> 32
+        pre_n = pre_n + bx[2 * u :]
+    n = tanh_q15(pre_n, f)
+    if gates is not None:
+        gates["z"].append(z)
+        gates["r"].append(r)
+        gates["n"].append(n)
+    return np.clip(n + ((z * (h - n) + HALF15) >> 15), -32768, 32767)
+
+
 def _step(
     q: QuantizedGru,
     p: _Prepared,
@@ -76,31 +119,9 @@ def _step(
     h: np.ndarray,
     gates: dict[str, list[np.ndarray]] | None = None,
 ) -> np.ndarray:
-    """One GRU step: ``(N, 3u)`` input accumulators (block order), ``(N, u)`` Q0.15 state.
-
-    ``gates``, when given, receives this step's ``z``, ``r``, ``n`` (each ``(N, u)`` int64
-    Q0.15, the values the C code computes); the arithmetic is the same either way.
-    """
-    u, f = q.units, q.pre_frac
-    acc_h = _matmul(h, p.u_t)  # the h columns are unused when reset_before
-    zr = (acc_x[:, : 2 * u] * p.mx[: 2 * u] + acc_h[:, : 2 * u] * p.mh[: 2 * u] + HALF32) >> 32
-    zr = sigmoid_q15(zr + p.bx[: 2 * u], f)
-    z, r = zr[:, :u], zr[:, u:]
-    if q.reset_after:
-        xh = _mulhi(acc_x[:, 2 * u :], p.mx[2 * u :]) + p.bx[2 * u :]
-        hh = _mulhi(acc_h[:, 2 * u :], p.mh[2 * u :]) + q.bias_h
-        pre_n = xh + ((r * hh + HALF15) >> 15)
-    else:
-        rh = (r * h + HALF15) >> 15
-        acc_rh = _matmul(rh, p.u_t[:, 2 * u :])
-        pre_n = (acc_x[:, 2 * u :] * p.mx[2 * u :] + acc_rh * p.mh[2 * u :] + HALF32) >> 32
-        pre_n += p.bx[2 * u :]
-    n = tanh_q15(pre_n, f)
-    if gates is not None:
-        gates["z"].append(z)
-        gates["r"].append(r)
-        gates["n"].append(n)
-    return np.clip(n + ((z * (h - n) + HALF15) >> 15), -32768, 32767)
+    """One seed GRU step: ``(N, 3u)`` input accumulators (block order), ``(N, u)`` Q0.15."""
+    return q15_gru_step(acc_x, h, p.u_t, p.mx, p.mh, p.bx, q.bias_h, q.pre_frac,
+                        q.reset_after, gates)
 
 
 def _score(q: QuantizedGru, p: _Prepared, h: np.ndarray) -> np.ndarray:
