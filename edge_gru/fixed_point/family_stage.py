@@ -8,9 +8,7 @@ reads) into ``<out>/fixed_point/`` and score with the bit-exact NumPy model.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -102,38 +100,28 @@ def macs_per_sequence(q: FamilyQuant) -> int:
 
 def build_qemu(ctx: BuildContext) -> StageRunner:
     from . import firmware
+    from .device import ticks_to_instructions
     from .family_device import FamilyDevice
-    from .qemu import QemuDevice
 
     q = quantized(ctx)
     folder = sources(ctx)
-    build_dir = Path(tempfile.mkdtemp(prefix="edge_gru_fw_"))
-    try:
-        firmware.make(["all"], folder, build_dir, BOARD="qemu_mps2")
-        firmware.make([str(build_dir / "host" / "edge_gru_family_host")], folder, build_dir)
-        budgets = firmware.budgets(build_dir / "qemu_mps2", family=True)
-        emulator = QemuDevice(build_dir / "qemu_mps2" / "serve.elf", client=FamilyDevice)
-    except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        raise
+    built = firmware.start_qemu(folder, family=True)
     tokens = q.input.kind == "tokens"
     outs: list[np.ndarray] = []
     ticks: list[np.ndarray] = []
 
     def predict(x: np.ndarray) -> np.ndarray:
-        assert isinstance(emulator.device, FamilyDevice)
+        assert isinstance(built.emulator.device, FamilyDevice)
         xi = fm.to_integer_inputs(q, x)
-        result = emulator.device.run_sequences(list(xi), tokens, q.outputs)
+        result = built.emulator.device.run_sequences(list(xi), tokens, q.outputs)
         outs.append(result.outputs)
         ticks.append(result.ticks)
         return result.outputs.astype(np.float64) / 2.0 ** fm.out_frac(q)
 
     def extra(x: np.ndarray, _out: np.ndarray) -> dict[str, Any]:
-        from .device import ticks_to_instructions
-
         xi = fm.to_integer_inputs(q, x)
         expected = fm.forward(q, xi).outputs
-        host = _host_outputs(build_dir / "host" / "edge_gru_family_host", q, xi)
+        host = _host_outputs(built.host_tool, q, xi)
         device = np.concatenate(outs)
         instructions = ticks_to_instructions(np.concatenate(ticks))
         mask = fm.masks(q, xi)  # masked steps run no GRU: count the MACs of the others
@@ -144,28 +132,16 @@ def build_qemu(ctx: BuildContext) -> StageRunner:
             "host_bitexact_mismatches": int(np.sum(np.any(host != expected, axis=1))),
             "instructions_per_sequence": round(float(np.mean(instructions))),
             "instructions_per_mac": round(float(np.sum(instructions)) / macs, 3),
-            "ram_bytes": budgets.ram_bytes,
-            "code_bytes": budgets.code_bytes,
-            "weights_bytes": budgets.weights_bytes,
-        }
-
-    def close() -> None:
-        emulator.close()
-        shutil.rmtree(build_dir, ignore_errors=True)
+        } | built.budget_metrics()
 
     return StageRunner(
         predict=predict,
         artifact=folder,
-        size_bytes=budgets.image_flash_bytes,
+        size_bytes=built.budgets.image_flash_bytes,
         batch_size=100,
         extra_metrics=extra,
-        info=info(q) | {
-            "machine": "qemu-system-arm -M mps2-an386 (Cortex-M4), -icount shift=7",
-            "state_bytes": budgets.state_bytes,
-            "stack_bytes": budgets.stack_bytes,
-            "image_flash_bytes": budgets.image_flash_bytes,
-        },
-        close=close,
+        info=info(q) | {"machine": firmware.QEMU_MACHINE} | built.image_info(),
+        close=built.close,
     )
 
 

@@ -10,8 +10,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..stages.base import StageUnavailable
 
@@ -110,3 +112,57 @@ def budgets(arm_dir: Path, family: bool = False) -> Budgets:
                            "edge_gru_run"),
         image_flash_bytes=img_text + img_data,
     )
+
+
+QEMU_MACHINE = "qemu-system-arm -M mps2-an386 (Cortex-M4), -icount shift=7"
+
+
+@dataclass
+class QemuBuild:
+    """An image built from generated C, serving in QEMU, with its host twin beside it.
+
+    ``close()`` stops QEMU and removes the temporary build folder.
+    """
+
+    build_dir: Path
+    budgets: Budgets
+    emulator: Any  # fixed_point.qemu.QemuDevice
+    host_tool: Path  # the host build of the same library (its ``run`` reads stdin records)
+
+    def budget_metrics(self) -> dict[str, int]:
+        """RAM, code and weights bytes: the ``fixed_point_qemu`` stage's budget columns."""
+        b = self.budgets
+        return {"ram_bytes": b.ram_bytes, "code_bytes": b.code_bytes,
+                "weights_bytes": b.weights_bytes}
+
+    def image_info(self) -> dict[str, int]:
+        b = self.budgets
+        return {"state_bytes": b.state_bytes, "stack_bytes": b.stack_bytes,
+                "image_flash_bytes": b.image_flash_bytes}
+
+    def close(self) -> None:
+        self.emulator.close()
+        shutil.rmtree(self.build_dir, ignore_errors=True)
+
+
+def start_qemu(weights_dir: Path, family: bool) -> QemuBuild:
+    """Build the mps2-an386 image and the host tool of ``weights_dir``'s generated C (the
+    seed library, or the family library when ``family``) in a temporary folder, and start
+    the image in QEMU. A failure removes the folder and raises (``RuntimeError`` with the
+    make log, or the emulator's error)."""
+    from .device import Device
+    from .family_device import FamilyDevice
+    from .qemu import QemuDevice
+
+    host = "edge_gru_family_host" if family else "edge_gru_host"
+    build_dir = Path(tempfile.mkdtemp(prefix="edge_gru_fw_"))
+    try:
+        make(["all"], weights_dir, build_dir, BOARD="qemu_mps2")
+        make([str(build_dir / "host" / host)], weights_dir, build_dir)
+        found = budgets(build_dir / "qemu_mps2", family=family)
+        emulator = QemuDevice(build_dir / "qemu_mps2" / "serve.elf",
+                              client=FamilyDevice if family else Device)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    return QemuBuild(build_dir, found, emulator, build_dir / "host" / host)

@@ -13,9 +13,7 @@ UART, checking every score against the NumPy model bit for bit, and the host C b
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,35 +110,26 @@ def _qemu_preflight() -> None:
 
 def _build_qemu(ctx: BuildContext) -> StageRunner:
     from ..fixed_point import firmware
-    from ..fixed_point.qemu import QemuDevice
 
     _qemu_preflight()
     if not is_seed(ctx):
         return family_stage.build_qemu(ctx)
     q = quantized(ctx)
     folder = sources(ctx)
-    build_dir = Path(tempfile.mkdtemp(prefix="edge_gru_fw_"))
-    try:
-        firmware.make(["all"], folder, build_dir, BOARD="qemu_mps2")
-        firmware.make([str(build_dir / "host" / "edge_gru_host")], folder, build_dir)
-        budgets = firmware.budgets(build_dir / "qemu_mps2")
-        emulator = QemuDevice(build_dir / "qemu_mps2" / "serve.elf")
-    except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        raise
+    built = firmware.start_qemu(folder, family=False)
     ticks: list[np.ndarray] = []
     scores: list[np.ndarray] = []
 
     def predict(ids: np.ndarray) -> np.ndarray:
-        assert emulator.device is not None
-        result = emulator.device.score(ids)
+        assert built.emulator.device is not None
+        result = built.emulator.device.score(ids)
         ticks.append(result.ticks)
         scores.append(result.scores)
         return result.scores.astype(np.float64) / 32768.0
 
     def extra(ids: np.ndarray, _probs: np.ndarray) -> dict[str, Any]:
         expected = fixed_model.forward_q15(q, ids)
-        host = _host_scores(build_dir / "host" / "edge_gru_host", ids)
+        host = _host_scores(built.host_tool, ids)
         device = np.concatenate(scores)
         instructions = ticks_to_instructions(np.concatenate(ticks))
         per_review = float(np.mean(instructions))
@@ -150,30 +139,18 @@ def _build_qemu(ctx: BuildContext) -> StageRunner:
             "host_bitexact_mismatches": int(np.sum(host != expected)),
             "instructions_per_review": round(per_review),
             "instructions_per_mac": round(per_review / macs, 3),
-            "ram_bytes": budgets.ram_bytes,
-            "code_bytes": budgets.code_bytes,
-            "weights_bytes": budgets.weights_bytes,
-        }
+        } | built.budget_metrics()
 
-    def close() -> None:
-        emulator.close()
-        shutil.rmtree(build_dir, ignore_errors=True)
-
-    info = _info(q) | {
-        "machine": "qemu-system-arm -M mps2-an386 (Cortex-M4), -icount shift=7",
-        "dsp_path": emulator.info.dsp,
-        "state_bytes": budgets.state_bytes,
-        "stack_bytes": budgets.stack_bytes,
-        "image_flash_bytes": budgets.image_flash_bytes,
-    }
+    info = _info(q) | {"machine": firmware.QEMU_MACHINE, "dsp_path": built.emulator.info.dsp}
+    info |= built.image_info()
     return StageRunner(
         predict=predict,
         artifact=folder,
-        size_bytes=budgets.image_flash_bytes,
+        size_bytes=built.budgets.image_flash_bytes,
         batch_size=250,
         extra_metrics=extra,
         info=info,
-        close=close,
+        close=built.close,
     )
 
 
