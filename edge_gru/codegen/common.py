@@ -1,12 +1,14 @@
-"""Helpers every C generator shares: the "generated file" banner and integer array literals.
+"""Helpers every C generator shares: the "generated file" banner, integer array literals
+and the writing of the files.
 
-Both are pure functions of their arguments (no dates, no paths of this machine), so the
+The first two are pure functions of their arguments (no dates, no paths of this machine), so the
 same inputs give byte-identical files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 
 def generated_header(what: str, source: str, regenerate_cmd: str) -> str:
@@ -33,3 +35,15 @@ def c_int_array(
     body = ",\n".join(f"    {row}" for row in rows)
     head = f"{prefix} {ctype} {name}[{len(items)}]".lstrip()
     return f"{head} = {{\n{body}\n}};\n"
+
+
+def write_text_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
+    """Write ``{file name: text}`` into ``out_dir`` (created) as UTF-8 with ``\\n`` line ends
+    on every platform (byte-identical generated sources); returns the paths in order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8", newline="\n")
+        paths.append(path)
+    return paths

@@ -17,7 +17,7 @@ import numpy as np
 from ..fixed_point.lut import LUT_POINTS, SIGMOID_LUT, TANH_LUT
 from ..fixed_point.model import run_streams_q15
 from ..fixed_point.scheme import PAD_ID, QuantizedGru
-from .common import c_int_array, generated_header
+from .common import c_int_array, generated_header, write_text_files
 
 WEIGHTS_H = "edge_gru_weights.h"
 WEIGHTS_C = "edge_gru_weights.c"
@@ -168,13 +168,7 @@ def write_sources(
     q: QuantizedGru, out_dir: Path, source: str, reviews: np.ndarray | None = None
 ) -> list[Path]:
     """Write the weights header/source (and test vectors when ``reviews`` are given)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = {WEIGHTS_H: weights_header(q, source), WEIGHTS_C: weights_source(q, source)}
     if reviews is not None:
         files[TESTVEC_C] = testvec_source(q, self_test_streams(q, reviews), source)
-    paths = []
-    for name, text in files.items():
-        path = out_dir / name
-        path.write_text(text, encoding="utf-8", newline="\n")
-        paths.append(path)
-    return paths
+    return write_text_files(out_dir, files)

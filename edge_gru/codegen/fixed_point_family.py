@@ -19,7 +19,7 @@ from ..fixed_point import family_model as fm
 from ..fixed_point.family_lut import EXP_LUT
 from ..fixed_point.family_scheme import FamilyQuant, QGru
 from ..fixed_point.lut import SIGMOID_LUT, TANH_LUT
-from .common import c_int_array, generated_header
+from .common import c_int_array, generated_header, write_text_files
 from .fixed_point import group_reorder, packed_table
 
 MODEL_H = "edge_gru_model.h"
@@ -262,13 +262,7 @@ def write_family_sources(q: FamilyQuant, out_dir: Path, source: str,
                          examples: np.ndarray | None = None) -> list[Path]:
     """Write ``edge_gru_model.h/.c`` (and the test vectors when ``examples`` are given:
     integer inputs, ``(N, T)`` ids or ``(N, T, F)`` int16 frames)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = {MODEL_H: model_header(q, source), MODEL_C: model_source(q, source)}
     if examples is not None:
         files[TESTVEC_C] = testvec_source(q, self_test_streams(q, examples), source)
-    paths = []
-    for name, text in files.items():
-        path = out_dir / name
-        path.write_text(text, encoding="utf-8", newline="\n")
-        paths.append(path)
-    return paths
+    return write_text_files(out_dir, files)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ir import Task
-from .common import generated_header
+from .common import generated_header, write_text_files
 from .tflm_header import StateTensor, SymbolNames, header_comment, symbol_names
 
 ARENA_MARGIN = 1024  # bytes added to the measured minimum, then rounded up to 16
@@ -246,7 +246,5 @@ def write_tflm_sources(model: bytes, out_dir: Path, what: str, arena: Arena | No
         "model_data.cc": model_data_cc(model, what, names),
         "op_resolver.h": op_resolver_h(model, what, names),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out_dir / name).write_text(text, encoding="utf-8", newline="\n")
+    write_text_files(out_dir, files)
     return arena
